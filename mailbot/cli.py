@@ -1,0 +1,252 @@
+"""The `mailbot` command. Thin: it loads the config once and calls the modules below.
+
+The only caller of asyncio.run(). Exit codes: 0 done, 1 failed, 2 bad config or usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Callable, Coroutine, Sequence
+from pathlib import Path
+from typing import Any
+
+from mailbot import __version__
+from mailbot.clock import system_clock
+from mailbot.config import Config, load_config
+from mailbot.errors import ConfigErrors, MailbotError
+from mailbot.store import Store
+from mailbot.store import cases as case_q
+from mailbot.store import inbound as inbound_q
+
+log = logging.getLogger("mailbot")
+Handler = Callable[[argparse.Namespace, Config], Coroutine[Any, Any, int]]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=getattr(logging, args.log_level.upper()),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        config = load_config(args.config)
+    except ConfigErrors as e:
+        for err in e.errors:
+            print(f"error: {err}", file=sys.stderr)
+        return 2
+    handler: Handler = args.handler
+    try:
+        return asyncio.run(handler(args, config))
+    except KeyboardInterrupt:
+        return 130
+    except MailbotError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="mailbot", description=__doc__)
+    p.add_argument("--version", action="version", version=f"mailbot {__version__}")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", help="TOML file (else $MAILBOT_CONFIG, else "
+                        "config/mailbot.toml, else embedded defaults)")
+    common.add_argument("--log-level", default="info",
+                        choices=["debug", "info", "warning", "error"])
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def add(name: str, fn: Handler, help: str) -> argparse.ArgumentParser:
+        sp = sub.add_parser(name, parents=[common], help=help, description=help)
+        sp.set_defaults(handler=fn)
+        return sp
+
+    add("run", _run, "run the daemon: listener, worker, outbox sender")
+    add("migrate", _migrate, "apply database migrations")
+    add("check", _check, "validate the configuration")
+    sp = add("import", _import, "feed an mbox file or a Maildir through the pipeline")
+    sp.add_argument("path", type=Path)
+    sp.add_argument("--inbox", help="the inbox to file every mail under")
+    sp = add("tickets", _tickets, "list cases")
+    sp.add_argument("--inbox")
+    sp.add_argument("--state")
+    sp.add_argument("--json", action="store_true")
+    sp = add("show", _show, "one case: fields, messages, audit log")
+    sp.add_argument("ref")
+    sp.add_argument("--json", action="store_true")
+    sp = add("quarantine", _quarantine, "list mail that could not be handled, with reasons")
+    sp.add_argument("--json", action="store_true")
+    sp = add("retry", _retry, "process one quarantined mail again")
+    sp.add_argument("id", type=int)
+    return p
+
+
+async def _run(args: argparse.Namespace, config: Config) -> int:
+    from mailbot import daemon
+
+    await daemon.run(config)
+    return 0
+
+
+async def _migrate(args: argparse.Namespace, config: Config) -> int:
+    store = await Store.open(config.storage.database, apply_migrations=False)
+    try:
+        applied = await store.migrate()
+    finally:
+        await store.close()
+    for m in applied:
+        print(f"applied {m.version:04d}_{m.name}")
+    if not applied:
+        print("database is up to date")
+    return 0
+
+
+async def _check(args: argparse.Namespace, config: Config) -> int:
+    from mailbot.mail.render import Templates
+
+    problems = []
+    try:
+        templates = Templates()
+        for inbox in config.inboxes:
+            templates.env.get_template(f"ack.{inbox.language}.txt")
+    except Exception as e:
+        problems.append(f"templates: {e}")
+    for inbox in config.inboxes:
+        if not config.staff:
+            problems.append(f"inbox {inbox.name}: no [[staff]] to notify")
+            break
+    for p in problems:
+        print(f"error: {p}", file=sys.stderr)
+    if problems:
+        return 2
+    source = config.source or "embedded defaults"
+    print(f"{source}: OK ({len(config.inboxes)} inboxes, {len(config.policies)} policies, "
+          f"{len(config.staff)} staff)")
+    return 0
+
+
+async def _open(config: Config) -> Store:
+    return await Store.open(config.storage.database)
+
+
+async def _import(args: argparse.Namespace, config: Config) -> int:
+    from mailbot.intake.mbox import import_path
+    from mailbot.mail.render import Templates
+    from mailbot.triage.pipeline import Pipeline
+    from mailbot.triage.worker import Worker
+
+    if args.inbox and args.inbox not in {i.name for i in config.inboxes}:
+        print(f"error: no inbox named {args.inbox!r}", file=sys.stderr)
+        return 2
+    store = await _open(config)
+    try:
+        result = await import_path(store, config, args.path, system_clock, args.inbox)
+        worker = Worker(Pipeline(config, store, Templates(), system_clock), store)
+        outcomes = await worker.drain()
+    finally:
+        await store.close()
+    tally: dict[str, int] = {}
+    for o in outcomes:
+        tally[o.status] = tally.get(o.status, 0) + 1
+    opened = sum(1 for o in outcomes if o.queued)
+    print(f"stored {result.stored} new mails ({result.duplicates} already stored); "
+          f"processed {len(outcomes)}: {opened} new cases, "
+          + ", ".join(f"{n} {s}" for s, n in sorted(tally.items())))
+    return 0
+
+
+async def _tickets(args: argparse.Namespace, config: Config) -> int:
+    store = await _open(config)
+    try:
+        async with store.read() as db:
+            rows = await case_q.listing(db, inbox=args.inbox, state=args.state)
+    finally:
+        await store.close()
+    if args.json:
+        print(json.dumps([_case_json(r) for r in rows], indent=2))
+        return 0
+    for r in rows:
+        print(f"{r['ref']:<16} {r['state']:<10} {r['first_response_due'][:10]}  "
+              f"{r['reporter']:<30} {r['subject'][:60]}")
+    if not rows:
+        print("no cases", file=sys.stderr)
+    return 0
+
+
+async def _show(args: argparse.Namespace, config: Config) -> int:
+    store = await _open(config)
+    try:
+        async with store.read() as db:
+            case = await case_q.get(db, args.ref)
+            if case is None:
+                print(f"error: no case {args.ref}", file=sys.stderr)
+                return 1
+            messages = await case_q.messages(db, case["id"])
+            events = await case_q.events(db, case["id"])
+    finally:
+        await store.close()
+    data = _case_json(case) | {"messages": messages, "events": events}
+    if args.json:
+        print(json.dumps(data, indent=2, ensure_ascii=False))
+        return 0
+    for key, value in _case_json(case).items():
+        if value is not None:
+            print(f"{key + ':':<20} {value}")
+    for m in messages:
+        arrow = "<-" if m["direction"] == "in" else "->"
+        trust = "" if m["trusted"] else " [untrusted]"
+        print(f"\n{arrow} {m['date']} {m['kind']} {m['sender']}{trust}\n   {m['subject']}")
+        for line in m["new_text"].splitlines()[:20]:
+            print(f"   | {line}")
+    print("\naudit log:")
+    for e in events:
+        change = f" {e['old'] or ''} -> {e['new']}" if e["new"] else ""
+        print(f"  {e['at']} {e['actor']}: {e['action']}{change}"
+              + (f" ({e['detail']})" if e["detail"] else ""))
+    return 0
+
+
+def _case_json(case: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in case.items() if k != "id"}
+
+
+async def _quarantine(args: argparse.Namespace, config: Config) -> int:
+    store = await _open(config)
+    try:
+        async with store.read() as db:
+            rows = await inbound_q.quarantined(db)
+    finally:
+        await store.close()
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    for r in rows:
+        print(f"{r['id']:>6} {r['received_at']} {r['mail_from'] or '-':<30} {r['reason']}")
+    if not rows:
+        print("quarantine is empty", file=sys.stderr)
+    return 0
+
+
+async def _retry(args: argparse.Namespace, config: Config) -> int:
+    from mailbot.mail.render import Templates
+    from mailbot.triage.pipeline import Pipeline
+
+    store = await _open(config)
+    try:
+        async with store.write() as db:
+            if not await inbound_q.requeue(db, args.id):
+                print(f"error: inbound {args.id} is not in quarantine", file=sys.stderr)
+                return 1
+        async with store.read() as db:
+            row = await inbound_q.get(db, args.id)
+        assert row is not None
+        outcome = await Pipeline(config, store, Templates(), system_clock).process(row)
+    finally:
+        await store.close()
+    print(f"inbound {args.id}: {outcome.status}"
+          + (f" on {outcome.case_ref}" if outcome.case_ref else "")
+          + (f" ({outcome.reason})" if outcome.reason else ""))
+    return 0 if outcome.status != "quarantined" else 1

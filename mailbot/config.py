@@ -1,0 +1,435 @@
+"""Load the TOML configuration into frozen dataclasses.
+
+Every problem is reported with the file, the key and the reason, and all of a file's
+problems are reported at once (`ConfigErrors`), so `mailbot check` shows them together.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import holidays
+
+from mailbot.errors import ConfigError, ConfigErrors
+from mailbot.sla import Duration, parse_duration
+
+DEFAULT_PATH = Path("config/mailbot.toml")
+ENV_VAR = "MAILBOT_CONFIG"
+LANGUAGES = ("en", "nl")
+ROLES = ("member", "lead", "manager")
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class StorageConfig:
+    database: Path = Path("var/mailbot.db")
+
+
+@dataclass(frozen=True, slots=True)
+class SmtpInConfig:
+    host: str = "127.0.0.1"
+    port: int = 8025
+    protocol: str = "smtp"  # or "lmtp"
+    max_message_size: int = 25 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class SmtpOutConfig:
+    """Where outgoing mail goes: a relay, or (when `maildir` is set) a local maildir."""
+
+    host: str = "127.0.0.1"
+    port: int = 25
+    tls: str = "none"  # none | starttls | implicit
+    username: str | None = None
+    password_file: Path | None = None
+    timeout: float = 30.0
+    maildir: Path | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class GpgConfig:
+    home: Path = Path("var/gnupg")
+    passphrase_file: Path | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyConfig:
+    name: str
+    timezone: str = "Europe/Amsterdam"
+    holidays: str | None = "NL"
+    workdays: tuple[int, ...] = (0, 1, 2, 3, 4)  # Monday = 0
+    business_hours: tuple[int, int] = (9 * 60, 17 * 60)  # minutes after midnight
+    first_response: Duration = field(default_factory=lambda: parse_duration("3 business days"))
+    resolution: Duration = field(default_factory=lambda: parse_duration("30 days"))
+    warn_before: Duration = field(default_factory=lambda: parse_duration("1 business day"))
+
+
+@dataclass(frozen=True, slots=True)
+class InboxConfig:
+    name: str
+    address: str
+    prefix: str
+    policy: str
+    language: str = "en"
+    pgp_key: str | None = None
+    imap: Mapping[str, Any] | None = None
+
+    @property
+    def domain(self) -> str:
+        return self.address.rpartition("@")[2]
+
+
+@dataclass(frozen=True, slots=True)
+class StaffConfig:
+    address: str
+    role: str = "member"
+    name: str | None = None
+    pgp_fingerprint: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DigestConfig:
+    schedule: str = "mon 09:00"
+    to: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    source: Path | None  # None: the embedded defaults
+    storage: StorageConfig
+    smtp_in: SmtpInConfig
+    smtp_out: SmtpOutConfig
+    gpg: GpgConfig
+    policies: Mapping[str, PolicyConfig]
+    inboxes: tuple[InboxConfig, ...]
+    staff: tuple[StaffConfig, ...]
+    digest: DigestConfig
+
+    def inbox_for(self, address: str) -> InboxConfig | None:
+        """The inbox a recipient address reaches, also as `local+anything@domain`."""
+        local, _, domain = address.lower().partition("@")
+        local = local.split("+", 1)[0]
+        for inbox in self.inboxes:
+            if inbox.address.lower() == f"{local}@{domain}":
+                return inbox
+        return None
+
+    def inbox(self, name: str) -> InboxConfig:
+        for inbox in self.inboxes:
+            if inbox.name == name:
+                return inbox
+        raise KeyError(name)
+
+    def is_staff(self, address: str) -> bool:
+        address = address.lower()
+        return any(s.address.lower() == address for s in self.staff)
+
+
+def default_config() -> Config:
+    """What `mailbot run` uses with no config file: a newcomer's sandbox."""
+    return Config(
+        source=None,
+        storage=StorageConfig(),
+        smtp_in=SmtpInConfig(),
+        smtp_out=SmtpOutConfig(maildir=Path("var/outbox")),
+        gpg=GpgConfig(),
+        policies={
+            "security": PolicyConfig(name="security"),
+            "support": PolicyConfig(
+                name="support", first_response=parse_duration("5 business days")
+            ),
+        },
+        inboxes=(
+            InboxConfig("security", "security@example.org", "SEC", "security"),
+            InboxConfig("support", "support@example.org", "SUP", "support"),
+        ),
+        staff=(StaffConfig("security-team@example.org", role="lead"),),
+        digest=DigestConfig(to=("security-team@example.org",)),
+    )
+
+
+def find_config_path(explicit: str | Path | None) -> Path | None:
+    """`--config`, else $MAILBOT_CONFIG, else config/mailbot.toml if it exists."""
+    if explicit:
+        return Path(explicit)
+    if os.environ.get(ENV_VAR):
+        return Path(os.environ[ENV_VAR])
+    return DEFAULT_PATH if DEFAULT_PATH.exists() else None
+
+
+def load_config(explicit: str | Path | None = None) -> Config:
+    path = find_config_path(explicit)
+    if path is None:
+        return default_config()
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigErrors([ConfigError(path, "-", "file not found")]) from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigErrors([ConfigError(path, "-", f"cannot read: {e}")]) from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigErrors([ConfigError(path, "-", f"not valid TOML: {e}")]) from None
+    return parse_config(data, path)
+
+
+def parse_config(data: Mapping[str, Any], path: Path | None) -> Config:
+    r = _Reader(path)
+    top = r.table(data, "", {"storage", "smtp_in", "smtp_out", "gpg", "policy", "inbox",
+                             "staff", "digest"})
+    d = default_config()
+
+    t = r.table(top.get("storage", {}), "storage", {"database"})
+    storage = StorageConfig(database=r.path(t, "storage.database", d.storage.database))
+
+    t = r.table(top.get("smtp_in", {}), "smtp_in", {"host", "port", "protocol", "max_message_size"})
+    smtp_in = SmtpInConfig(
+        host=r.get(t, "smtp_in.host", str, d.smtp_in.host),
+        port=r.port(t, "smtp_in.port", d.smtp_in.port),
+        protocol=r.choice(t, "smtp_in.protocol", ("smtp", "lmtp"), "smtp"),
+        max_message_size=r.size(t, "smtp_in.max_message_size", d.smtp_in.max_message_size),
+    )
+
+    t = r.table(top.get("smtp_out", {}), "smtp_out",
+                {"host", "port", "tls", "username", "password_file", "timeout", "maildir"})
+    smtp_out = SmtpOutConfig(
+        host=r.get(t, "smtp_out.host", str, "127.0.0.1"),
+        port=r.port(t, "smtp_out.port", 25),
+        tls=r.choice(t, "smtp_out.tls", ("none", "starttls", "implicit"), "none"),
+        username=r.get(t, "smtp_out.username", str, None),
+        password_file=r.path(t, "smtp_out.password_file", None),
+        timeout=float(r.get(t, "smtp_out.timeout", (int, float), 30.0)),
+        maildir=r.path(t, "smtp_out.maildir", None),
+    )
+
+    t = r.table(top.get("gpg", {}), "gpg", {"home", "passphrase_file"})
+    gpg = GpgConfig(
+        home=r.path(t, "gpg.home", d.gpg.home),
+        passphrase_file=r.path(t, "gpg.passphrase_file", None),
+    )
+
+    policies: dict[str, PolicyConfig] = {}
+    for name, raw in r.table(top.get("policy", {}), "policy", None).items():
+        policies[name] = r.policy(name, raw)
+
+    inboxes: list[InboxConfig] = []
+    raw_inboxes: list[Any] = r.get(top, "inbox", list, [])
+    for i, raw in enumerate(raw_inboxes):
+        inbox = r.inbox(i, raw, policies)
+        if inbox is not None:
+            inboxes.append(inbox)
+    if "inbox" not in top:
+        r.error("inbox", "at least one [[inbox]] is required")
+    r.unique([b.name for b in inboxes], "inbox.name")
+    r.unique([b.address.lower() for b in inboxes], "inbox.address")
+    r.unique([b.prefix for b in inboxes], "inbox.prefix")
+
+    raw_staff: list[Any] = r.get(top, "staff", list, [])
+    staff = tuple(s for i, raw in enumerate(raw_staff) if (s := r.staff(i, raw)))
+
+    t = r.table(top.get("digest", {}), "digest", {"schedule", "to"})
+    schedule = r.get(t, "digest.schedule", str, "mon 09:00")
+    if not re.fullmatch(r"(mon|tue|wed|thu|fri|sat|sun) ([01]\d|2[0-3]):[0-5]\d", schedule):
+        r.error("digest.schedule", f"{schedule!r} is not like 'mon 09:00'")
+    to = r.get(t, "digest.to", list, [s.address for s in staff])
+    digest = DigestConfig(schedule=schedule, to=tuple(str(a) for a in to))
+
+    r.raise_if_any()
+    return Config(path, storage, smtp_in, smtp_out, gpg, policies, tuple(inboxes), staff, digest)
+
+
+class _Reader:
+    """Reads values out of the TOML tree, collecting every error with its key."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path_ = path
+        self.errors: list[ConfigError] = []
+
+    def error(self, key: str, reason: str) -> None:
+        self.errors.append(ConfigError(self.path_, key, reason))
+
+    def raise_if_any(self) -> None:
+        if self.errors:
+            raise ConfigErrors(self.errors)
+
+    def table(self, value: Any, key: str, allowed: set[str] | None) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            self.error(key or "-", "must be a table")
+            return {}
+        if allowed is not None:
+            for k in value:
+                if k not in allowed:
+                    name = f"{key}.{k}" if key else k
+                    self.error(name, f"unknown key; expected one of: {', '.join(sorted(allowed))}")
+        return value
+
+    def get(self, t: Mapping[str, Any], key: str, typ: Any, default: T) -> T:
+        leaf = key.rsplit(".", 1)[-1]
+        if leaf not in t:
+            return default
+        value = t[leaf]
+        if (isinstance(value, bool) and typ is not bool) or not isinstance(value, typ):
+            names = typ.__name__ if isinstance(typ, type) else "/".join(x.__name__ for x in typ)
+            self.error(key, f"must be {names}, not {type(value).__name__}")
+            return default
+        return value  # type: ignore[no-any-return]
+
+    def path(self, t: Mapping[str, Any], key: str, default: Path | None) -> Any:
+        value = self.get(t, key, str, None)
+        return Path(value) if value is not None else default
+
+    def port(self, t: Mapping[str, Any], key: str, default: int) -> int:
+        value = self.get(t, key, int, default)
+        if not 0 <= value <= 65535:
+            self.error(key, f"{value} is not a port number (0-65535)")
+        return value
+
+    def choice(self, t: Mapping[str, Any], key: str, options: tuple[str, ...], default: str) -> str:
+        value = self.get(t, key, str, default)
+        if value not in options:
+            self.error(key, f"{value!r} is not one of: {', '.join(options)}")
+        return value
+
+    def size(self, t: Mapping[str, Any], key: str, default: int) -> int:
+        value = self.get(t, key, (int, str), default)
+        if isinstance(value, int):
+            return value
+        m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kmg]?i?b?)\s*", value.lower())
+        if not m:
+            self.error(key, f"{value!r} is not a size like '25MB'")
+            return default
+        factor = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3}[m.group(2)[:1]]
+        return int(float(m.group(1)) * factor)
+
+    def duration(self, t: Mapping[str, Any], key: str, default: Duration) -> Duration:
+        value = self.get(t, key, str, None)
+        if value is None:
+            return default
+        try:
+            return parse_duration(value)
+        except ValueError as e:
+            self.error(key, str(e))
+            return default
+
+    def convert(self, key: str, value: Any, fn: Callable[[Any], T], default: T) -> T:
+        try:
+            return fn(value)
+        except (ValueError, TypeError) as e:
+            self.error(key, str(e))
+            return default
+
+    def unique(self, values: list[str], key: str) -> None:
+        seen: set[str] = set()
+        for v in values:
+            if v in seen:
+                self.error(key, f"{v!r} appears more than once")
+            seen.add(v)
+
+    def policy(self, name: str, raw: Any) -> PolicyConfig:
+        k = f"policy.{name}"
+        t = self.table(raw, k, {"timezone", "holidays", "workdays", "business_hours",
+                                "first_response", "resolution", "warn_before"})
+        base = PolicyConfig(name=name)
+        tz = self.get(t, f"{k}.timezone", str, base.timezone)
+        try:
+            ZoneInfo(tz)
+        except (ZoneInfoNotFoundError, ValueError):
+            self.error(f"{k}.timezone", f"unknown time zone {tz!r} (use an IANA name)")
+        country = self.get(t, f"{k}.holidays", str, base.holidays)
+        if country == "":
+            country = None
+        if country is not None and country not in holidays.list_supported_countries():
+            self.error(f"{k}.holidays", f"unknown holiday country {country!r} (ISO 3166 code)")
+        days = self.get(t, f"{k}.workdays", list, None)
+        workdays = base.workdays
+        if days is not None:
+            bad = [d for d in days if d not in WEEKDAYS]
+            if bad or not days:
+                self.error(f"{k}.workdays", f"expected names from {', '.join(WEEKDAYS)}")
+            else:
+                workdays = tuple(sorted({WEEKDAYS.index(d) for d in days}))
+        hours = self.get(t, f"{k}.business_hours", str, None)
+        business_hours = base.business_hours
+        if hours is not None:
+            business_hours = self.convert(f"{k}.business_hours", hours, _hours, business_hours)
+        return PolicyConfig(
+            name=name,
+            timezone=tz,
+            holidays=country,
+            workdays=workdays,
+            business_hours=business_hours,
+            first_response=self.duration(t, f"{k}.first_response", base.first_response),
+            resolution=self.duration(t, f"{k}.resolution", base.resolution),
+            warn_before=self.duration(t, f"{k}.warn_before", base.warn_before),
+        )
+
+    def inbox(self, i: int, raw: Any, policies: Mapping[str, PolicyConfig]) -> InboxConfig | None:
+        k = f"inbox[{i}]"
+        t = self.table(raw, k, {"name", "address", "prefix", "policy", "language", "pgp_key",
+                                "imap"})
+        missing = [f for f in ("name", "address", "prefix", "policy") if f not in t]
+        for f in missing:
+            self.error(f"{k}.{f}", "is required")
+        if missing:
+            return None
+        name = self.get(t, f"{k}.name", str, "")
+        address = self.get(t, f"{k}.address", str, "")
+        if not _is_address(address):
+            self.error(f"{k}.address", f"{address!r} is not a mail address")
+        prefix = self.get(t, f"{k}.prefix", str, "")
+        if not re.fullmatch(r"[A-Z][A-Z0-9]{0,9}", prefix):
+            self.error(f"{k}.prefix", f"{prefix!r} must be 1-10 capitals or digits, like 'SEC'")
+        policy = self.get(t, f"{k}.policy", str, "")
+        if policy not in policies:
+            known = ", ".join(sorted(policies)) or "none defined"
+            self.error(f"{k}.policy", f"no [policy.{policy}] (defined: {known})")
+        language = self.choice(t, f"{k}.language", LANGUAGES, "en")
+        pgp_key = self.get(t, f"{k}.pgp_key", str, None)
+        if pgp_key is not None:
+            pgp_key = pgp_key.replace(" ", "").upper()
+            if not re.fullmatch(r"[0-9A-F]{40}", pgp_key):
+                self.error(f"{k}.pgp_key", "must be a 40-hex-digit fingerprint")
+        imap = self.get(t, f"{k}.imap", dict, None)
+        return InboxConfig(name, address, prefix, policy, language, pgp_key, imap)
+
+    def staff(self, i: int, raw: Any) -> StaffConfig | None:
+        k = f"staff[{i}]"
+        t = self.table(raw, k, {"address", "role", "name", "pgp_fingerprint"})
+        address = self.get(t, f"{k}.address", str, "")
+        if not _is_address(address):
+            self.error(f"{k}.address", f"{address!r} is not a mail address")
+            return None
+        fpr = self.get(t, f"{k}.pgp_fingerprint", str, None)
+        if fpr is not None:
+            fpr = fpr.replace(" ", "").upper()
+            if not re.fullmatch(r"[0-9A-F]{40}", fpr):
+                self.error(f"{k}.pgp_fingerprint", "must be a 40-hex-digit fingerprint")
+        return StaffConfig(
+            address=address,
+            role=self.choice(t, f"{k}.role", ROLES, "member"),
+            name=self.get(t, f"{k}.name", str, None),
+            pgp_fingerprint=fpr,
+        )
+
+
+def _is_address(value: str) -> bool:
+    return bool(re.fullmatch(r"[^@\s<>,;\"]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}", value))
+
+
+def _hours(value: str) -> tuple[int, int]:
+    m = re.fullmatch(r"([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-4]):([0-5]\d)", value.strip())
+    if not m:
+        raise ValueError(f"{value!r} is not like '09:00-17:00'")
+    start = int(m.group(1)) * 60 + int(m.group(2))
+    end = int(m.group(3)) * 60 + int(m.group(4))
+    if end <= start:
+        raise ValueError(f"{value!r}: the end must come after the start")
+    return start, end

@@ -1,0 +1,77 @@
+"""`mailbot run`: build the parts from the config and run them until SIGTERM/SIGINT.
+
+Shutdown runs in reverse order of dependence: stop accepting connections, let the worker
+finish the mail in hand (within a deadline), stop the sender, close the database last.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Callable
+
+from mailbot.clock import Clock, system_clock
+from mailbot.config import Config
+from mailbot.intake.smtp import IntakeHandler, make_protocol
+from mailbot.mail.render import Templates
+from mailbot.outbox import Sender
+from mailbot.store import Store
+from mailbot.triage.pipeline import Pipeline
+from mailbot.triage.worker import Worker
+
+log = logging.getLogger(__name__)
+
+SHUTDOWN_DEADLINE = 10.0
+
+
+async def run(
+    config: Config,
+    *,
+    clock: Clock = system_clock,
+    stop: asyncio.Event | None = None,
+    on_ready: Callable[[int], None] | None = None,
+) -> None:
+    """Run the daemon; `stop` (or a signal) ends it. `on_ready` gets the listening port."""
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(sig, stop.set)
+
+    store = await Store.open(config.storage.database)
+    try:
+        sender = Sender(store, config.smtp_out, clock)
+        pipeline = Pipeline(config, store, Templates(), clock)
+        worker = Worker(pipeline, store, on_queued=sender.wake)
+        handler = IntakeHandler(config, store, clock, on_stored=worker.wake)
+        server = await loop.create_server(
+            make_protocol(handler, config), config.smtp_in.host, config.smtp_in.port
+        )
+        port = server.sockets[0].getsockname()[1]
+        log.info("listening for %s on %s:%d", config.smtp_in.protocol.upper(),
+                 config.smtp_in.host, port)
+        if on_ready:
+            on_ready(port)
+        try:
+            async with asyncio.TaskGroup() as tg:
+                work = tg.create_task(worker.run(stop), name="worker")
+                send = tg.create_task(sender.run(stop), name="sender")
+                await stop.wait()
+                log.info("stopping: no new connections")
+                server.close()
+                # Both loops check `stop` between mails; cancel what overruns the deadline.
+                _, pending = await asyncio.wait({work, send}, timeout=SHUTDOWN_DEADLINE)
+                for task in pending:
+                    task.cancel()
+        finally:
+            server.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(server.wait_closed(), 5)
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.remove_signal_handler(sig)
+        await store.close()
+        log.info("stopped")

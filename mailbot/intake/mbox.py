@@ -1,0 +1,81 @@
+"""`mailbot import PATH`: an mbox file or a Maildir through the same durable intake.
+
+Idempotent: a mail already stored (same bytes) is recognised by digest and skipped.
+"""
+
+from __future__ import annotations
+
+import mailbox
+from collections.abc import Iterator
+from dataclasses import dataclass
+from email.parser import BytesHeaderParser
+from email.policy import compat32
+from email.utils import getaddresses
+from pathlib import Path
+
+from mailbot.clock import Clock
+from mailbot.config import Config, InboxConfig
+from mailbot.intake.durable import Delivery, accept_many
+from mailbot.store import Store
+
+BATCH = 500
+
+
+@dataclass(frozen=True, slots=True)
+class ImportResult:
+    stored: int
+    duplicates: int
+
+
+def _addressed_inbox(config: Config, raw: bytes) -> InboxConfig | None:
+    """The inbox the mail was delivered or addressed to, from its headers."""
+    try:
+        headers = BytesHeaderParser(policy=compat32).parsebytes(raw[:65536])
+        values = [str(v) for name in ("Delivered-To", "X-Original-To", "To", "Cc")
+                  for v in headers.get_all(name, [])]
+    except Exception:  # a header block too broken to read: the default inbox takes it
+        return None
+    for _, address in getaddresses(values):
+        found = config.inbox_for(address)
+        if found is not None:
+            return found
+    return None
+
+
+def read_mails(path: Path) -> Iterator[bytes]:
+    if path.is_dir():
+        box: mailbox.Mailbox[mailbox.Message] = mailbox.Maildir(path, factory=None, create=False)
+    elif path.is_file():
+        box = mailbox.mbox(path, factory=None, create=False)
+    else:
+        raise FileNotFoundError(f"{path}: no such mbox file or Maildir")
+    try:
+        for key in box.iterkeys():
+            yield box.get_bytes(key)
+    finally:
+        box.close()
+
+
+async def import_path(
+    store: Store, config: Config, path: Path, clock: Clock, inbox: str | None = None
+) -> ImportResult:
+    target = config.inbox(inbox) if inbox else config.inboxes[0]
+    stored = duplicates = 0
+    batch: list[Delivery] = []
+
+    async def flush() -> None:
+        nonlocal stored, duplicates
+        for a in await accept_many(store, batch, clock):
+            stored += a.new
+            duplicates += not a.new
+        batch.clear()
+
+    for raw in read_mails(path):
+        found = target if inbox else _addressed_inbox(config, raw) or target
+        batch.append(Delivery(raw=raw, source="import", inbox=found.name,
+                              rcpt_to=[found.address], peer=str(path)))
+        if len(batch) >= BATCH:
+            await flush()
+    if batch:
+        await flush()
+    return ImportResult(stored, duplicates)

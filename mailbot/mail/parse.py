@@ -1,0 +1,307 @@
+"""Bytes → a ParsedMail: headers, text, attachments, and whether a machine sent it.
+
+Never raises: whatever the bytes, the result is a ParsedMail, and what was wrong with them
+is listed in `defects`. The MIME tree is walked with explicit bounds (parts, depth) so a
+hostile mail costs bounded work.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection
+from datetime import UTC, datetime
+from email import policy
+from email.message import EmailMessage, Message
+from email.parser import BytesParser
+from email.utils import getaddresses, parsedate_to_datetime
+from html.parser import HTMLParser
+
+from mailbot.models import Attachment, ParsedMail
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029\x85]+")
+_MSGID = re.compile(r"<[^<>\s]{1,900}>")
+_MAX_TEXT = 4 * 1024 * 1024
+
+# Subjects of out-of-office replies that carry no RFC 3834 header (Exchange, iCloud, Gmail
+# in some set-ups). Only trusted together with another automatic-reply signal, see below.
+_OOO_SUBJECT = re.compile(
+    r"^\s*(automatic reply|auto[- ]?reply|autoreply|out of (the )?office|autosvar|"
+    r"automatisch antwoord|abwesenheitsnotiz|automatische antwort|r[ée]ponse automatique|"
+    r"afwezig|vacation reply|on vacation)\b",
+    re.I,
+)
+
+
+def one_line(value: str, limit: int = 998) -> str:
+    return " ".join(_CONTROL.sub(" ", value).split())[:limit]
+
+
+def parse(
+    raw: bytes, *, loop_markers: Collection[str] = (), max_parts: int = 1000, max_depth: int = 20
+) -> ParsedMail:
+    defects: list[str] = []
+    try:
+        msg = BytesParser(policy=policy.default).parsebytes(raw)
+    except Exception as e:  # the stdlib parser is lenient; this is the last resort
+        defects.append(f"unparseable: {type(e).__name__}")
+        msg = EmailMessage()
+    walker = _Walker(max_parts, max_depth, defects)
+    walker.walk(msg, 0)
+    text = walker.text
+    if text is None and walker.html is not None:
+        text = html_to_text(walker.html)
+    from_name, from_addr = _first_address(_header(msg, "From", defects))
+    reply_to = _first_address(_header(msg, "Reply-To", defects))[1] or None
+    return ParsedMail(
+        message_id=_first_id(_header(msg, "Message-ID", defects)),
+        in_reply_to=tuple(_ids(_header(msg, "In-Reply-To", defects))),
+        references=tuple(_ids(_header(msg, "References", defects))),
+        subject=one_line(_header(msg, "Subject", defects)),
+        from_addr=from_addr,
+        from_name=from_name,
+        reply_to=reply_to,
+        to=_addresses(_header(msg, "To", defects)),
+        cc=_addresses(_header(msg, "Cc", defects)),
+        date=_date(_header(msg, "Date", defects)),
+        language=_language(_header(msg, "Content-Language", defects)),
+        text=(text or "")[:_MAX_TEXT],
+        html=walker.html,
+        attachments=tuple(walker.attachments),
+        machine=machine_reason(msg, from_addr, loop_markers, defects),
+        defects=tuple(dict.fromkeys(defects)),
+    )
+
+
+def _header(msg: Message, name: str, defects: list[str]) -> str:
+    """A header's decoded value; a header the policy cannot parse falls back to its raw text."""
+    try:
+        value = msg.get(name)
+        return "" if value is None else str(value)
+    except Exception as e:
+        defects.append(f"unreadable {name} header ({type(e).__name__})")
+    for key, value in msg.raw_items():
+        if key.lower() == name.lower():
+            return str(value) if not isinstance(value, bytes) else value.decode("utf-8", "replace")
+    return ""
+
+
+def _headers(msg: Message, name: str) -> list[str]:
+    try:
+        return [str(v) for v in msg.get_all(name, [])]
+    except Exception:
+        return [str(v) for k, v in msg.raw_items() if k.lower() == name.lower()]
+
+
+def _first_id(value: str) -> str | None:
+    m = _MSGID.search(value)
+    return m.group(0) if m else None
+
+
+def _ids(value: str) -> list[str]:
+    return list(dict.fromkeys(_MSGID.findall(value)))[:100]
+
+
+def _first_address(value: str) -> tuple[str, str]:
+    if not value:
+        return "", ""
+    try:
+        pairs = getaddresses([value])
+    except Exception:
+        return "", ""
+    for name, addr in pairs:
+        addr = one_line(addr, 320).lower()
+        if "@" in addr and " " not in addr:
+            return one_line(name, 200), addr
+    return "", ""
+
+
+def _addresses(value: str) -> tuple[str, ...]:
+    if not value:
+        return ()
+    try:
+        pairs = getaddresses([value])
+    except Exception:
+        return ()
+    return tuple(dict.fromkeys(
+        a.lower() for _, a in pairs if "@" in a and not _CONTROL.search(a) and " " not in a
+    ))[:200]
+
+
+def _date(value: str) -> datetime | None:
+    if not value:
+        return None
+    try:
+        moment = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _language(value: str) -> str | None:
+    tag = value.split(",")[0].strip().lower()
+    lang = tag.split("-")[0]
+    return lang if re.fullmatch(r"[a-z]{2,3}", lang) else None
+
+
+class _Walker:
+    """Walks the MIME tree within bounds, picking the body text and the attachments."""
+
+    def __init__(self, max_parts: int, max_depth: int, defects: list[str]) -> None:
+        self.max_parts = max_parts
+        self.max_depth = max_depth
+        self.defects = defects
+        self.parts = 0
+        self.text: str | None = None
+        self.html: str | None = None
+        self.attachments: list[Attachment] = []
+
+    def walk(self, part: Message, depth: int) -> None:
+        self.parts += 1
+        if self.parts > self.max_parts:
+            if self.parts == self.max_parts + 1:
+                self.defects.append(f"more than {self.max_parts} parts; the rest ignored")
+            return
+        if depth > self.max_depth:
+            self.defects.append(f"nested deeper than {self.max_depth}; deeper parts ignored")
+            return
+        for d in getattr(part, "defects", []):
+            self.defects.append(type(d).__name__)
+        if part.is_multipart():
+            payload = part.get_payload()
+            if isinstance(payload, list):
+                for child in payload:
+                    if isinstance(child, Message):
+                        self.walk(child, depth + 1)
+            return
+        ctype = part.get_content_type()
+        disposition = (part.get_content_disposition() or "").lower()
+        filename = _filename(part)
+        is_text = ctype in ("text/plain", "text/html") and disposition != "attachment"
+        if is_text and ctype == "text/plain" and self.text is None and not filename:
+            self.text = _decode_text(part, self.defects).replace("\r\n", "\n").replace("\r", "\n")
+        elif is_text and ctype == "text/html" and self.html is None and not filename:
+            self.html = _decode_text(part, self.defects)
+        else:
+            data = _payload_bytes(part)
+            self.attachments.append(Attachment(filename, ctype, data))
+
+
+def _filename(part: Message) -> str | None:
+    try:
+        name = part.get_filename()
+    except Exception:
+        return None
+    return one_line(name, 255) if name else None
+
+
+def _payload_bytes(part: Message) -> bytes:
+    try:
+        data = part.get_payload(decode=True)
+    except Exception:
+        data = None
+    if isinstance(data, bytes):
+        return data
+    raw = part.get_payload()
+    return raw.encode("utf-8", "replace") if isinstance(raw, str) else b""
+
+
+def _decode_text(part: Message, defects: list[str]) -> str:
+    data = _payload_bytes(part)
+    try:
+        charset = part.get_content_charset() or "us-ascii"
+    except Exception:
+        charset = "us-ascii"
+    try:
+        return data.decode(charset, "replace")
+    except LookupError:
+        defects.append(f"unknown charset {one_line(charset, 40)!r}; decoded as UTF-8/Latin-1")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data.decode("latin-1")
+
+
+class _TextExtractor(HTMLParser):
+    _BREAKS = frozenset({"br", "p", "div", "li", "tr", "h1", "h2", "h3", "h4", "blockquote",
+                         "pre", "table", "ul", "ol"})
+    _SKIP = frozenset({"script", "style", "head", "title"})
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.out: list[str] = []
+        self.skipping = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in self._SKIP:
+            self.skipping += 1
+        elif tag in self._BREAKS:
+            self.out.append("\n")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in self._SKIP:
+            self.skipping = max(0, self.skipping - 1)
+        elif tag in self._BREAKS:
+            self.out.append("\n")
+
+    def handle_data(self, data: str) -> None:
+        if not self.skipping:
+            self.out.append(data)
+
+
+def html_to_text(html: str) -> str:
+    extractor = _TextExtractor()
+    try:
+        extractor.feed(html[:_MAX_TEXT])
+        extractor.close()
+    except Exception:
+        pass
+    lines = [" ".join(line.split()) for line in "".join(extractor.out).splitlines()]
+    text = re.sub(r"\n{3,}", "\n\n", "\n".join(lines))
+    return text.strip() + "\n" if text.strip() else ""
+
+
+def machine_reason(
+    msg: Message, from_addr: str, loop_markers: Collection[str], defects: list[str]
+) -> str | None:
+    """Why this mail was made by a machine and must never be answered; None for a human."""
+    markers = {m.lower() for m in loop_markers}
+    for value in _headers(msg, "X-Loop"):
+        _, addr = _first_address(value)
+        if value.strip().lower() in markers or addr in markers:
+            return "loop: X-Loop"
+    auto = _header(msg, "Auto-Submitted", defects).strip().lower()
+    if auto and auto.split(";")[0].strip() != "no":
+        return f"auto-submitted: {one_line(auto, 40)}"
+    if msg.get_content_type() == "multipart/report":
+        return "delivery report"
+    if _header(msg, "Return-Path", defects).strip() == "<>":
+        return "empty return path"
+    if from_addr.split("@")[0] in ("mailer-daemon", "postmaster"):
+        return "bounce sender"
+    precedence = _header(msg, "Precedence", defects).strip().lower()
+    if precedence in ("bulk", "junk", "list"):
+        return f"precedence: {precedence}"
+    if _header(msg, "List-Id", defects) or _header(msg, "List-Unsubscribe", defects):
+        return "mailing list"
+    return _out_of_office(msg, defects)
+
+
+def _out_of_office(msg: Message, defects: list[str]) -> str | None:
+    """Out-of-office replies that carry no Auto-Submitted header.
+
+    Exchange marks its automatic replies with X-MS-Exchange-Generated-Message-Source or
+    X-MS-Exchange-Organization-AutoReply (and `X-Auto-Response-Suppress: All`, which
+    Outlook also puts on some ordinary mail, so that one alone is not trusted); iCloud and
+    others set X-Autoreply / X-Autorespond. An auto-reply subject counts only together with
+    X-Auto-Response-Suppress, never alone: a human may well write "Out of office" in a report.
+    """
+    for name in ("X-Autoreply", "X-Autorespond", "X-Auto-Reply",
+                 "X-MS-Exchange-Organization-AutoReply", "X-MS-Exchange-Generated-Message-Source"):
+        if _header(msg, name, defects).strip():
+            return f"out of office ({name})"
+    suppress = _header(msg, "X-Auto-Response-Suppress", defects).lower()
+    subject = _header(msg, "Subject", defects)
+    if _OOO_SUBJECT.search(subject) and ("oof" in suppress or "all" in suppress):
+        return "out of office (subject)"
+    return None
+

@@ -1,0 +1,69 @@
+"""Values that flow between the stages: frozen dataclasses and enums."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+
+class CaseState(StrEnum):
+    NEW = "new"
+    TRIAGED = "triaged"
+    NEEDS_INFO = "needs-info"
+    ACCEPTED = "accepted"
+    FIXING = "fixing"
+    RESOLVED = "resolved"
+    REJECTED = "rejected"
+    DUPLICATE = "duplicate"
+    CLOSED = "closed"
+
+
+class InboundStatus(StrEnum):
+    PENDING = "pending"
+    DONE = "done"
+    IGNORED = "ignored"
+    QUARANTINED = "quarantined"
+
+
+class Direction(StrEnum):
+    IN = "in"
+    OUT = "out"
+
+
+class Disposition(StrEnum):
+    """What the pipeline decided to do with one mail."""
+
+    IGNORE = "ignore"  # machine mail that belongs to no case: recorded only
+    OPEN = "open"  # a new case
+    APPEND = "append"  # a follow-up on an existing case
+    QUARANTINE = "quarantine"
+
+
+@dataclass(frozen=True, slots=True)
+class Attachment:
+    filename: str | None
+    content_type: str
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedMail:
+    """One mail as the pipeline sees it. Every text field is already decoded."""
+
+    message_id: str | None  # with angle brackets, as in the header
+    in_reply_to: tuple[str, ...]
+    references: tuple[str, ...]
+    subject: str  # single line: CR/LF and control characters removed
+    from_addr: str  # bare, lower-cased address, "" when there is none
+    from_name: str
+    reply_to: str | None
+    to: tuple[str, ...]
+    cc: tuple[str, ...]
+    date: datetime | None  # aware; None when missing or unparseable
+    language: str | None  # Content-Language, when the sender gave one
+    text: str  # the best plain-text rendering of the body
+    html: str | None
+    attachments: tuple[Attachment, ...]
+    machine: str | None  # why this mail is machine-made (never answered), None for a human
+    defects: tuple[str, ...] = field(default=())

@@ -1,0 +1,158 @@
+"""Deliver queued mail: over SMTP with aiosmtplib, or into a local maildir.
+
+Rows are rendered when queued, so this only moves bytes. A row is marked sent right after
+the relay accepts it; retries back off exponentially with jitter while the relay is down,
+and a 5xx answer marks the row failed for a human to look at.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import random
+import socket
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import aiosmtplib
+
+from mailbot.clock import Clock, iso
+from mailbot.config import SmtpOutConfig
+from mailbot.errors import DeliveryDeferred, DeliveryFailed, TransientError
+from mailbot.store import Store
+from mailbot.store import outbox as outbox_q
+from mailbot.store.outbox import OutboxRow
+from mailbot.waiting import wait_any
+
+log = logging.getLogger(__name__)
+
+MAX_BACKOFF = 3600.0
+BATCH = 50
+
+
+class Sender:
+    def __init__(self, store: Store, config: SmtpOutConfig, clock: Clock) -> None:
+        self.store = store
+        self.config = config
+        self.clock = clock
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            self._wake.clear()
+            try:
+                sent_any = await self.send_due(stop)
+            except TransientError as e:
+                log.warning("outbox: %s", e)
+                sent_any = False
+            if sent_any:
+                continue
+            await wait_any(stop, self._wake, await self._idle_seconds())
+
+    async def _idle_seconds(self) -> float:
+        try:
+            async with self.store.read() as db:
+                nxt = await outbox_q.next_attempt(db)
+        except TransientError:
+            return 5.0
+        if nxt is None:
+            return 60.0
+        delta = (datetime.fromisoformat(nxt) - self.clock()).total_seconds()
+        return min(max(delta, 0.05), 60.0)
+
+    async def send_due(self, stop: asyncio.Event | None = None) -> bool:
+        """Send one batch of due mail; True when anything was attempted."""
+        async with self.store.read() as db:
+            rows = await outbox_q.due(db, iso(self.clock()), BATCH)
+        if not rows:
+            return False
+        if self.config.maildir is not None:
+            for row in rows:
+                await asyncio.to_thread(_write_maildir, self.config.maildir, row)
+                await self._sent(row)
+            return True
+        await self._send_smtp(rows, stop)
+        return True
+
+    async def _send_smtp(self, rows: list[OutboxRow], stop: asyncio.Event | None) -> None:
+        cfg = self.config
+        smtp = aiosmtplib.SMTP(
+            hostname=cfg.host, port=cfg.port, timeout=cfg.timeout,
+            use_tls=cfg.tls == "implicit", start_tls=cfg.tls == "starttls",
+        )
+        try:
+            try:
+                await smtp.connect()
+                if cfg.username and cfg.password_file:
+                    password = await asyncio.to_thread(cfg.password_file.read_text)
+                    await smtp.login(cfg.username, password.strip())
+            except (aiosmtplib.SMTPException, OSError) as e:
+                err = _translate(e)
+                for row in rows:
+                    await self._failed(row, err)
+                return
+            for row in rows:
+                if stop is not None and stop.is_set():
+                    return
+                try:
+                    await smtp.sendmail(row.mail_from, list(row.rcpt_to), row.raw)
+                except (aiosmtplib.SMTPException, OSError) as e:
+                    await self._failed(row, _translate(e))
+                    if not smtp.is_connected:
+                        return  # the rest stay due and go in the next round
+                    continue
+                await self._sent(row)
+        finally:
+            if smtp.is_connected:
+                try:
+                    await smtp.quit()
+                except (aiosmtplib.SMTPException, OSError):
+                    smtp.close()
+
+    async def _sent(self, row: OutboxRow) -> None:
+        async with self.store.write() as db:
+            await outbox_q.mark_sent(db, row.id, iso(self.clock()))
+        log.info("outbox %d %s: sent (%s)", row.id, row.message_id, row.purpose)
+
+    async def _failed(self, row: OutboxRow, err: DeliveryDeferred | DeliveryFailed) -> None:
+        async with self.store.write() as db:
+            if isinstance(err, DeliveryFailed):
+                await outbox_q.mark_failed(db, row.id, error=str(err))
+                log.error("outbox %d %s: refused: %s", row.id, row.message_id, err)
+                return
+            delay = min(MAX_BACKOFF, 5.0 * 2 ** min(row.attempts, 12))
+            delay *= random.uniform(0.8, 1.2)
+            next_at = self.clock() + timedelta(seconds=delay)
+            await outbox_q.mark_retry(db, row.id, next_at=iso(next_at), error=str(err))
+        log.warning("outbox %d: deferred (%s); retry in %.0fs", row.id, err, delay)
+
+
+def _translate(e: BaseException) -> DeliveryDeferred | DeliveryFailed:
+    """aiosmtplib's errors into ours: 5xx is final, anything else is worth a retry."""
+    if isinstance(e, aiosmtplib.SMTPRecipientsRefused):
+        codes = [r.code for r in e.recipients]
+        if codes and all(500 <= c < 600 for c in codes):
+            return DeliveryFailed(codes[0], str(e))
+        return DeliveryDeferred(codes[0] if codes else None, str(e))
+    if isinstance(e, aiosmtplib.SMTPResponseException) and 500 <= e.code < 600:
+        return DeliveryFailed(e.code, e.message)
+    if isinstance(e, aiosmtplib.SMTPResponseException):
+        return DeliveryDeferred(e.code, e.message)
+    return DeliveryDeferred(None, f"{type(e).__name__}: {e}")
+
+
+def _write_maildir(maildir: Path, row: OutboxRow) -> None:
+    """Write into maildir/new; the name is fixed per row so a re-send replaces, not repeats."""
+    for sub in ("tmp", "new", "cur"):
+        (maildir / sub).mkdir(parents=True, exist_ok=True)
+    name = f"outbox-{row.id:010d}.{socket.gethostname().replace('/', '_')}"
+    tmp = maildir / "tmp" / name
+    with open(tmp, "wb") as f:
+        f.write(row.raw)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, maildir / "new" / name)

@@ -1,0 +1,204 @@
+"""Queries on cases, their messages, Message-IDs and audit events."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from mailbot.store.db import Db
+
+CASE_FIELDS = (
+    "id", "ref", "inbox", "state", "severity", "cvss_vector", "reporter", "reporter_name",
+    "subject", "language", "assignee", "created_at", "updated_at", "first_response_due",
+    "first_responded_at", "resolution_due", "resolved_at", "cve", "bounty", "disclose_on",
+    "credit", "duplicate_of",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class NewCase:
+    inbox: str
+    prefix: str
+    year: int
+    reporter: str
+    reporter_name: str | None
+    subject: str
+    language: str
+    created_at: str
+    first_response_due: str
+    resolution_due: str
+
+
+async def open_case(db: Db, case: NewCase) -> tuple[int, str]:
+    """Allocate the next reference of (inbox, year) and insert the case: (id, ref).
+
+    The counter is bumped inside the caller's write transaction, so a rolled-back case
+    leaves no gap and two writers can never draw the same number.
+    """
+    async with db.execute(
+        "INSERT INTO ref_counters (inbox, year, last) VALUES (?, ?, 1)"
+        " ON CONFLICT (inbox, year) DO UPDATE SET last = last + 1 RETURNING last",
+        (case.inbox, case.year),
+    ) as cur:
+        row = await cur.fetchone()
+    assert row is not None
+    ref = f"{case.prefix}-{case.year}-{int(row[0]):04d}"
+    async with db.execute(
+        "INSERT INTO cases (ref, inbox, reporter, reporter_name, subject, language, created_at,"
+        " updated_at, first_response_due, resolution_due) VALUES (?,?,?,?,?,?,?,?,?,?)"
+        " RETURNING id",
+        (ref, case.inbox, case.reporter, case.reporter_name, case.subject, case.language,
+         case.created_at, case.created_at, case.first_response_due, case.resolution_due),
+    ) as cur:
+        row = await cur.fetchone()
+    assert row is not None
+    return int(row[0]), ref
+
+
+async def get(db: Db, ref: str) -> dict[str, Any] | None:
+    async with db.execute(
+        f"SELECT {', '.join(CASE_FIELDS)} FROM cases WHERE ref = ?", (ref,)
+    ) as cur:
+        r = await cur.fetchone()
+    return dict(zip(CASE_FIELDS, r, strict=True)) if r else None
+
+
+async def get_by_id(db: Db, case_id: int) -> dict[str, Any] | None:
+    async with db.execute(
+        f"SELECT {', '.join(CASE_FIELDS)} FROM cases WHERE id = ?", (case_id,)
+    ) as cur:
+        r = await cur.fetchone()
+    return dict(zip(CASE_FIELDS, r, strict=True)) if r else None
+
+
+async def listing(
+    db: Db, *, inbox: str | None = None, state: str | None = None
+) -> list[dict[str, Any]]:
+    where, args = [], []
+    if inbox:
+        where.append("inbox = ?")
+        args.append(inbox)
+    if state:
+        where.append("state = ?")
+        args.append(state)
+    sql = f"SELECT {', '.join(CASE_FIELDS)} FROM cases"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    async with db.execute(sql + " ORDER BY id", args) as cur:
+        return [dict(zip(CASE_FIELDS, r, strict=True)) for r in await cur.fetchall()]
+
+
+async def case_of_message_ids(db: Db, message_ids: Sequence[str]) -> int | None:
+    """The case of the first of these Message-IDs that is known (callers order them)."""
+    wanted = list(dict.fromkeys(message_ids))[:100]
+    if not wanted:
+        return None
+    async with db.execute(
+        "SELECT message_id, case_id FROM message_ids WHERE message_id IN"
+        f" ({', '.join('?' * len(wanted))})",
+        wanted,
+    ) as cur:
+        found = {str(r[0]): int(r[1]) for r in await cur.fetchall()}
+    return next((found[m] for m in wanted if m in found), None)
+
+
+async def has_inbound_message(db: Db, message_id: str) -> bool:
+    """Whether a mail with this Message-ID was already recorded as received on a case."""
+    async with db.execute(
+        "SELECT 1 FROM messages WHERE message_id = ? AND direction = 'in' LIMIT 1", (message_id,)
+    ) as cur:
+        return await cur.fetchone() is not None
+
+
+async def case_id_of_ref(db: Db, ref: str, inbox: str) -> int | None:
+    async with db.execute("SELECT id FROM cases WHERE ref = ? AND inbox = ?", (ref, inbox)) as cur:
+        r = await cur.fetchone()
+    return int(r[0]) if r else None
+
+
+async def remember_message_ids(db: Db, case_id: int, message_ids: Iterable[str]) -> None:
+    await db.executemany(
+        "INSERT INTO message_ids (message_id, case_id) VALUES (?, ?) ON CONFLICT DO NOTHING",
+        [(m, case_id) for m in message_ids],
+    )
+
+
+async def add_message(
+    db: Db,
+    *,
+    case_id: int,
+    direction: str,
+    kind: str,
+    sender: str,
+    recipients: Sequence[str],
+    message_id: str | None,
+    subject: str,
+    date: str,
+    body: str,
+    new_text: str,
+    inbound_id: int | None = None,
+    outbox_id: int | None = None,
+    encrypted: bool = False,
+    signature: str = "none",
+    trusted: bool = True,
+) -> int:
+    async with db.execute(
+        "INSERT INTO messages (case_id, direction, kind, inbound_id, outbox_id, sender, recipients,"
+        " message_id, subject, date, encrypted, signature, body, new_text, trusted)"
+        " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) RETURNING id",
+        (case_id, direction, kind, inbound_id, outbox_id, sender, json.dumps(list(recipients)),
+         message_id, subject, date, int(encrypted), signature, body, new_text, int(trusted)),
+    ) as cur:
+        r = await cur.fetchone()
+    assert r is not None
+    if message_id:
+        await remember_message_ids(db, case_id, [message_id])
+    return int(r[0])
+
+
+async def add_event(
+    db: Db, case_id: int, *, at: str, actor: str, action: str,
+    old: str | None = None, new: str | None = None, detail: str | None = None,
+) -> None:
+    await db.execute(
+        "INSERT INTO events (case_id, at, actor, action, old, new, detail)"
+        " VALUES (?,?,?,?,?,?,?)",
+        (case_id, at, actor, action, old, new, detail),
+    )
+
+
+async def touch(db: Db, case_id: int, at: str) -> None:
+    await db.execute("UPDATE cases SET updated_at = ? WHERE id = ?", (at, case_id))
+
+
+_MESSAGE_FIELDS = ("direction", "kind", "sender", "recipients", "message_id", "date",
+                   "subject", "encrypted", "signature", "body", "new_text", "trusted")
+
+
+async def messages(db: Db, case_id: int) -> list[dict[str, Any]]:
+    async with db.execute(
+        f"SELECT {', '.join(_MESSAGE_FIELDS)} FROM messages WHERE case_id = ? ORDER BY id",
+        (case_id,),
+    ) as cur:
+        rows = await cur.fetchall()
+    out = []
+    for r in rows:
+        m = dict(zip(_MESSAGE_FIELDS, r, strict=True))
+        m["recipients"] = json.loads(m["recipients"])
+        m["encrypted"] = bool(m["encrypted"])
+        m["trusted"] = bool(m["trusted"])
+        out.append(m)
+    return out
+
+
+_EVENT_FIELDS = ("at", "actor", "action", "old", "new", "detail")
+
+
+async def events(db: Db, case_id: int) -> list[dict[str, Any]]:
+    async with db.execute(
+        f"SELECT {', '.join(_EVENT_FIELDS)} FROM events WHERE case_id = ? ORDER BY id",
+        (case_id,),
+    ) as cur:
+        return [dict(zip(_EVENT_FIELDS, r, strict=True)) for r in await cur.fetchall()]

@@ -1,0 +1,87 @@
+"""The one SQLite connection: PRAGMAs, migrations, and transactions under a lock.
+
+One aiosqlite connection is one thread with one transaction state, so every use of it,
+read or write, holds `_lock`: concurrent tasks never see each other's half-transactions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sqlite3
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import aiosqlite
+
+from mailbot.errors import StoreBusy
+from mailbot.store.migrate import Migration, migrate
+
+Db = aiosqlite.Connection
+
+
+class Store:
+    def __init__(self, db: Db, path: Path) -> None:
+        self._db = db
+        self.path = path
+        self._lock = asyncio.Lock()
+
+    @classmethod
+    async def open(cls, path: Path, *, apply_migrations: bool = True) -> Store:
+        if str(path) != ":memory:":
+            path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            db = await aiosqlite.connect(path, isolation_level=None)
+        except sqlite3.Error as e:
+            raise StoreBusy(f"cannot open database {path}: {e}") from e
+        db.row_factory = aiosqlite.Row
+        store = cls(db, path)
+        try:
+            await db.execute("PRAGMA journal_mode = WAL")
+            # FULL: a commit is on disk before we answer 250 or mark a mail sent.
+            await db.execute("PRAGMA synchronous = FULL")
+            await db.execute("PRAGMA foreign_keys = ON")
+            await db.execute("PRAGMA busy_timeout = 10000")
+            if apply_migrations:
+                await store.migrate()
+        except BaseException:
+            await db.close()
+            raise
+        return store
+
+    async def migrate(self) -> list[Migration]:
+        async with self._lock, _translate():
+            return await migrate(self._db)
+
+    async def close(self) -> None:
+        async with self._lock:
+            await self._db.close()
+
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[Db]:
+        """One write transaction (BEGIN IMMEDIATE … COMMIT), rolled back on any error."""
+        async with self._lock, _translate():
+            await self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+                await self._db.execute("COMMIT")
+            except BaseException:
+                # A failed COMMIT (disk full) can leave the transaction open: end it.
+                with contextlib.suppress(sqlite3.Error):
+                    await self._db.execute("ROLLBACK")
+                raise
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[Db]:
+        async with self._lock, _translate():
+            yield self._db
+
+
+@asynccontextmanager
+async def _translate() -> AsyncIterator[None]:
+    """sqlite3's operational errors (locked, full, read-only) are transient for the caller."""
+    try:
+        yield
+    except sqlite3.OperationalError as e:
+        raise StoreBusy(f"database: {e}") from e

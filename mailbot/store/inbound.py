@@ -1,0 +1,131 @@
+"""Queries on `inbound`: raw mail as it arrived, and what became of it."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from mailbot.store.db import Db
+
+
+@dataclass(frozen=True, slots=True)
+class InboundRow:
+    id: int
+    received_at: str
+    source: str
+    mail_from: str | None
+    rcpt_to: tuple[str, ...]
+    inbox: str
+    raw: bytes
+    status: str
+    reason: str | None
+    case_id: int | None
+
+
+async def insert(
+    db: Db,
+    *,
+    received_at: str,
+    source: str,
+    source_ref: str | None,
+    peer: str | None,
+    mail_from: str | None,
+    rcpt_to: Sequence[str],
+    inbox: str,
+    message_id: str | None,
+    digest: str,
+    raw: bytes,
+) -> tuple[int, bool]:
+    """Store one delivery; (id, True) when new, (existing id, False) for a redelivery."""
+    async with db.execute(
+        "INSERT INTO inbound (received_at, source, source_ref, peer, mail_from, rcpt_to, inbox,"
+        " message_id, digest, raw) VALUES (?,?,?,?,?,?,?,?,?,?)"
+        " ON CONFLICT DO NOTHING RETURNING id",
+        (received_at, source, source_ref, peer, mail_from, json.dumps(list(rcpt_to)), inbox,
+         message_id, digest, raw),
+    ) as cur:
+        row = await cur.fetchone()
+    if row is not None:
+        return int(row[0]), True
+    async with db.execute(
+        "SELECT id FROM inbound WHERE digest = ? OR (source_ref IS NOT NULL AND source_ref = ?)",
+        (digest, source_ref),
+    ) as cur:
+        row = await cur.fetchone()
+    assert row is not None, "ON CONFLICT without a conflicting row"
+    return int(row[0]), False
+
+
+_COLUMNS = "id, received_at, source, mail_from, rcpt_to, inbox, raw, status, reason, case_id"
+
+
+def _row(r: Sequence[object]) -> InboundRow:
+    return InboundRow(
+        id=int(r[0]),  # type: ignore[call-overload]
+        received_at=str(r[1]),
+        source=str(r[2]),
+        mail_from=r[3],  # type: ignore[arg-type]
+        rcpt_to=tuple(json.loads(str(r[4]))),
+        inbox=str(r[5]),
+        raw=bytes(r[6]),  # type: ignore[call-overload]
+        status=str(r[7]),
+        reason=r[8],  # type: ignore[arg-type]
+        case_id=r[9],  # type: ignore[arg-type]
+    )
+
+
+async def next_pending(db: Db, after: int = 0) -> InboundRow | None:
+    async with db.execute(
+        f"SELECT {_COLUMNS} FROM inbound WHERE status = 'pending' AND id > ? ORDER BY id LIMIT 1",
+        (after,),
+    ) as cur:
+        r = await cur.fetchone()
+    return _row(r) if r else None
+
+
+async def get(db: Db, inbound_id: int) -> InboundRow | None:
+    async with db.execute(f"SELECT {_COLUMNS} FROM inbound WHERE id = ?", (inbound_id,)) as cur:
+        r = await cur.fetchone()
+    return _row(r) if r else None
+
+
+async def status_of(db: Db, inbound_id: int) -> str | None:
+    async with db.execute("SELECT status FROM inbound WHERE id = ?", (inbound_id,)) as cur:
+        r = await cur.fetchone()
+    return str(r[0]) if r else None
+
+
+async def finish(
+    db: Db, inbound_id: int, *, status: str, at: str, reason: str | None = None,
+    case_id: int | None = None,
+) -> None:
+    await db.execute(
+        "UPDATE inbound SET status = ?, reason = ?, case_id = ?, processed_at = ? WHERE id = ?",
+        (status, reason, case_id, at, inbound_id),
+    )
+
+
+async def quarantined(db: Db) -> list[dict[str, object]]:
+    async with db.execute(
+        "SELECT id, received_at, source, mail_from, inbox, message_id, reason, length(raw)"
+        " FROM inbound WHERE status = 'quarantined' ORDER BY id"
+    ) as cur:
+        rows = await cur.fetchall()
+    keys = ("id", "received_at", "source", "mail_from", "inbox", "message_id", "reason", "size")
+    return [dict(zip(keys, r, strict=True)) for r in rows]
+
+
+async def requeue(db: Db, inbound_id: int) -> bool:
+    """Put a quarantined mail back in the queue; False when it is not in quarantine."""
+    cur = await db.execute(
+        "UPDATE inbound SET status = 'pending', reason = NULL, processed_at = NULL"
+        " WHERE id = ? AND status = 'quarantined'",
+        (inbound_id,),
+    )
+    return cur.rowcount == 1
+
+
+async def counts(db: Db) -> dict[str, int]:
+    async with db.execute("SELECT status, count(*) FROM inbound GROUP BY status") as cur:
+        return {str(r[0]): int(r[1]) for r in await cur.fetchall()}

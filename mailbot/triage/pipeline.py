@@ -1,0 +1,225 @@
+"""The stages, in order, one transaction per mail.
+
+parse → classify → find the case → decide → act (open / append / ignore) → queue the mail
+it implies → mark the inbound row. What happens to a mail is a `Decision` value that one
+function applies; a mail that raises is quarantined with its reason and the worker goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+
+from mailbot.clock import Clock, iso
+from mailbot.config import Config, InboxConfig, PolicyConfig
+from mailbot.errors import MessageError, TransientError
+from mailbot.mail.parse import parse
+from mailbot.mail.quotes import new_text
+from mailbot.mail.render import LANGUAGES, Templates
+from mailbot.models import Disposition, InboundStatus, ParsedMail
+from mailbot.sla import BusinessCalendar, deadlines
+from mailbot.store import Db, Store
+from mailbot.store import cases as case_q
+from mailbot.store import inbound as inbound_q
+from mailbot.store.inbound import InboundRow
+from mailbot.triage import letters
+from mailbot.triage.threads import find_case
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    disposition: Disposition
+    reason: str | None = None  # why ignored or quarantined
+    case_id: int | None = None  # the case a follow-up belongs to
+    kind: str = "report"  # report | follow-up | auto-reply | stranger
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    inbound_id: int
+    status: InboundStatus
+    case_ref: str | None = None
+    reason: str | None = None
+    queued: int = 0  # outgoing mails queued
+
+
+class _Lookup:
+    """threads.CaseLookup over the open transaction."""
+
+    def __init__(self, db: Db) -> None:
+        self.db = db
+
+    async def by_message_ids(self, message_ids: tuple[str, ...]) -> int | None:
+        return await case_q.case_of_message_ids(self.db, message_ids)
+
+    async def by_ref(self, ref: str, inbox: str) -> int | None:
+        return await case_q.case_id_of_ref(self.db, ref, inbox)
+
+
+class Pipeline:
+    def __init__(self, config: Config, store: Store, templates: Templates, clock: Clock) -> None:
+        self.config = config
+        self.store = store
+        self.templates = templates
+        self.clock = clock
+        self.loop_markers = frozenset(i.address.lower() for i in config.inboxes)
+        self.calendars = {
+            name: BusinessCalendar.create(p.timezone, p.holidays, p.workdays, p.business_hours)
+            for name, p in config.policies.items()
+        }
+
+    async def process(self, row: InboundRow) -> Outcome:
+        """Process one inbound row; never raises for a problem of the mail itself."""
+        try:
+            mail = parse(row.raw, loop_markers=self.loop_markers)
+            async with self.store.write() as db:
+                if await inbound_q.status_of(db, row.id) != InboundStatus.PENDING:
+                    # Another worker (a concurrent `mailbot import`) took it first.
+                    return Outcome(row.id, InboundStatus.DONE, reason="already processed")
+                decision = await self._decide(db, row, mail)
+                return await self._apply(db, row, mail, decision)
+        except TransientError:
+            raise
+        except MessageError as e:
+            return await self._quarantine(row, str(e))
+        except Exception as e:  # a bug: keep the mail for a human, go on with the next
+            log.exception("inbound %d: processing failed", row.id)
+            return await self._quarantine(row, f"internal error: {type(e).__name__}: {e}")
+
+    async def _quarantine(self, row: InboundRow, reason: str) -> Outcome:
+        async with self.store.write() as db:
+            await inbound_q.finish(
+                db, row.id, status=InboundStatus.QUARANTINED, at=iso(self.clock()), reason=reason
+            )
+        log.warning("inbound %d quarantined: %s", row.id, reason)
+        return Outcome(row.id, InboundStatus.QUARANTINED, reason=reason)
+
+    async def _decide(self, db: Db, row: InboundRow, mail: ParsedMail) -> Decision:
+        inbox = self._inbox(row)
+        if mail.message_id and await case_q.has_inbound_message(db, mail.message_id):
+            return Decision(Disposition.IGNORE, f"duplicate of {mail.message_id} already on a case")
+        machine = mail.machine or ("empty return path" if row.mail_from == "" else None)
+        case_id = await find_case(mail, inbox=inbox.name, prefix=inbox.prefix, lookup=_Lookup(db))
+        if machine:
+            if case_id is not None:
+                # Recorded on its case, never answered, never reopens it.
+                return Decision(Disposition.APPEND, machine, case_id, kind="auto-reply")
+            return Decision(Disposition.IGNORE, machine)
+        if not mail.from_addr:
+            return Decision(Disposition.QUARANTINE, "no sender address in From:")
+        if case_id is not None:
+            case = await case_q.get_by_id(db, case_id)
+            assert case is not None
+            if mail.from_addr == case["reporter"] or self.config.is_staff(mail.from_addr):
+                return Decision(Disposition.APPEND, case_id=case_id, kind="follow-up")
+            # Someone who learned the reference: kept and shown, never answered.
+            return Decision(Disposition.APPEND, "sender is not on the case", case_id, "stranger")
+        return Decision(Disposition.OPEN)
+
+    async def _apply(
+        self, db: Db, row: InboundRow, mail: ParsedMail, decision: Decision
+    ) -> Outcome:
+        now = self.clock()
+        match decision.disposition:
+            case Disposition.IGNORE:
+                await inbound_q.finish(
+                    db, row.id, status=InboundStatus.IGNORED, at=iso(now), reason=decision.reason
+                )
+                return Outcome(row.id, InboundStatus.IGNORED, reason=decision.reason)
+            case Disposition.QUARANTINE:
+                await inbound_q.finish(
+                    db, row.id, status=InboundStatus.QUARANTINED, at=iso(now),
+                    reason=decision.reason,
+                )
+                return Outcome(row.id, InboundStatus.QUARANTINED, reason=decision.reason)
+            case Disposition.APPEND:
+                assert decision.case_id is not None
+                ref = await self._append(db, row, mail, decision, now)
+                await inbound_q.finish(
+                    db, row.id, status=InboundStatus.DONE, at=iso(now), case_id=decision.case_id,
+                    reason=decision.reason,
+                )
+                return Outcome(row.id, InboundStatus.DONE, ref, decision.reason)
+            case Disposition.OPEN:
+                case_id, ref, queued = await self._open(db, row, mail, now)
+                await inbound_q.finish(
+                    db, row.id, status=InboundStatus.DONE, at=iso(now), case_id=case_id
+                )
+                return Outcome(row.id, InboundStatus.DONE, ref, queued=queued)
+        raise AssertionError(decision)
+
+    async def _open(
+        self, db: Db, row: InboundRow, mail: ParsedMail, now: datetime
+    ) -> tuple[int, str, int]:
+        inbox = self._inbox(row)
+        policy = self._policy(inbox)
+        calendar = self.calendars[policy.name]
+        received = datetime.fromisoformat(row.received_at)
+        due = deadlines(calendar, received, policy.first_response, policy.resolution)
+        language = mail.language if mail.language in LANGUAGES else inbox.language
+        subject = mail.subject or "(no subject)"
+        case_id, ref = await case_q.open_case(db, case_q.NewCase(
+            inbox=inbox.name, prefix=inbox.prefix, year=calendar.local(received).year,
+            reporter=mail.from_addr, reporter_name=mail.from_name or None, subject=subject,
+            language=language, created_at=iso(received),
+            first_response_due=iso(due.first_response_due),
+            resolution_due=iso(due.resolution_due),
+        ))
+        await self._record(db, case_id, row, mail, "report", trusted=True)
+        await case_q.add_event(
+            db, case_id, at=iso(now), actor=mail.from_addr, action="opened", new=ref,
+            detail=f"first response due {iso(due.first_response_due)}",
+        )
+        msg, text = letters.acknowledgement(
+            self.templates, inbox, policy,
+            letters.AckFacts(
+                ref=ref, reporter=mail.from_addr, reporter_name=mail.from_name,
+                subject=mail.subject, language=language, report_message_id=mail.message_id,
+                report_references=mail.references, first_response_due=due.first_response_due,
+                resolution_due=due.resolution_due,
+            ),
+            now,
+        )
+        queued = await letters.queue(
+            db, purpose=f"ack:{ref}", case_id=case_id, kind="ack", msg=msg,
+            envelope_from=inbox.address, recipients=[mail.from_addr], body=text, at=now,
+        )
+        log.info("inbound %d %s: opened %s", row.id, mail.message_id, ref)
+        return case_id, ref, int(queued.outbox_id is not None)
+
+    async def _append(
+        self, db: Db, row: InboundRow, mail: ParsedMail, decision: Decision, now: datetime
+    ) -> str:
+        assert decision.case_id is not None
+        case = await case_q.get_by_id(db, decision.case_id)
+        assert case is not None
+        trusted = decision.kind != "stranger"
+        await self._record(db, decision.case_id, row, mail, decision.kind, trusted=trusted)
+        await case_q.add_event(
+            db, decision.case_id, at=iso(now), actor=mail.from_addr or "(unknown)",
+            action=decision.kind, detail=decision.reason,
+        )
+        await case_q.touch(db, decision.case_id, iso(now))
+        log.info("inbound %d %s: %s on %s", row.id, mail.message_id, decision.kind, case["ref"])
+        return str(case["ref"])
+
+    async def _record(
+        self, db: Db, case_id: int, row: InboundRow, mail: ParsedMail, kind: str, *, trusted: bool
+    ) -> None:
+        await case_q.add_message(
+            db, case_id=case_id, direction="in", kind=kind, sender=mail.from_addr,
+            recipients=list(mail.to + mail.cc), message_id=mail.message_id,
+            subject=mail.subject, date=iso(mail.date or datetime.fromisoformat(row.received_at)),
+            body=mail.text, new_text=new_text(mail.text), inbound_id=row.id, trusted=trusted,
+        )
+        # What it answers is part of its thread too (out-of-order arrival threads later mail).
+        await case_q.remember_message_ids(db, case_id, mail.in_reply_to + mail.references)
+
+    def _inbox(self, row: InboundRow) -> InboxConfig:
+        return self.config.inbox(row.inbox)
+
+    def _policy(self, inbox: InboxConfig) -> PolicyConfig:
+        return self.config.policies[inbox.policy]

@@ -1,0 +1,69 @@
+"""Take pending inbound rows in order and run each through the pipeline."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Callable
+
+from mailbot.errors import TransientError
+from mailbot.store import Store
+from mailbot.store import inbound as inbound_q
+from mailbot.triage.pipeline import Outcome, Pipeline
+from mailbot.waiting import wait_any
+
+log = logging.getLogger(__name__)
+
+# Test-only: a worker that never starts, so a crash test can kill the daemon between
+# intake and processing.
+PAUSE_ENV = "MAILBOT_TEST_PAUSE_WORKER"
+
+
+class Worker:
+    def __init__(
+        self, pipeline: Pipeline, store: Store, on_queued: Callable[[], None] = lambda: None,
+        idle_poll: float = 5.0,
+    ) -> None:
+        self.pipeline = pipeline
+        self.store = store
+        self.on_queued = on_queued
+        self.idle_poll = idle_poll  # also picks up rows a concurrent `mailbot import` stored
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def drain(self, stop: asyncio.Event | None = None) -> list[Outcome]:
+        """Process every pending row (including those a crash left behind)."""
+        outcomes: list[Outcome] = []
+        last = 0
+        while stop is None or not stop.is_set():
+            async with self.store.read() as db:
+                row = await inbound_q.next_pending(db, after=last)
+            if row is None:
+                break
+            last = row.id
+            outcome = await self.pipeline.process(row)
+            outcomes.append(outcome)
+            if outcome.queued:
+                self.on_queued()
+        return outcomes
+
+    async def run(self, stop: asyncio.Event) -> None:
+        if os.environ.get(PAUSE_ENV):
+            log.warning("worker paused by %s", PAUSE_ENV)
+            await stop.wait()
+            return
+        backoff = 1.0
+        while not stop.is_set():
+            self._wake.clear()
+            try:
+                await self.drain(stop)
+                backoff = 1.0
+            except TransientError as e:
+                log.warning("worker: %s; retrying in %.0fs", e, backoff)
+                await wait_any(stop, None, backoff)
+                backoff = min(backoff * 2, 60.0)
+                continue
+            await wait_any(stop, self._wake, self.idle_poll)

@@ -1,0 +1,197 @@
+"""Test helpers: a real relay sink, a daemon on loopback, a moving clock, mail builders."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+import aiosmtplib
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+from mailbot import daemon
+from mailbot.config import Config
+from mailbot.store import Store
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+class MovingClock:
+    """Starts at a chosen moment and runs at real speed; `advance` jumps ahead."""
+
+    def __init__(self, start: datetime) -> None:
+        self.start = start
+        self.t0 = time.monotonic()
+        self.offset = timedelta()
+
+    def __call__(self) -> datetime:
+        return self.start + self.offset + timedelta(seconds=time.monotonic() - self.t0)
+
+    def advance(self, delta: timedelta) -> None:
+        self.offset += delta
+
+
+@dataclass
+class Received:
+    mail_from: str
+    rcpt_tos: list[str]
+    raw: bytes
+
+    @property
+    def msg(self) -> EmailMessage:
+        return message_from_bytes(self.raw, policy=policy.default)  # type: ignore[return-value]
+
+
+@dataclass
+class Sink:
+    """An SMTP server standing in for the relay: it keeps what it is given."""
+
+    port: int = 0
+    received: list[Received] = field(default_factory=list)
+    refuse_with: str | None = None  # e.g. "451 4.3.0 try later" while the relay is "down"
+    _cond: asyncio.Condition = field(default_factory=asyncio.Condition)
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        if self.refuse_with:
+            return self.refuse_with
+        async with self._cond:
+            self.received.append(Received(str(envelope.mail_from), list(envelope.rcpt_tos),
+                                          bytes(envelope.original_content or b"")))
+            self._cond.notify_all()
+        return "250 OK"
+
+    async def wait_for(self, count: int, timeout: float = 10.0) -> list[Received]:
+        async with self._cond:
+            await asyncio.wait_for(
+                self._cond.wait_for(lambda: len(self.received) >= count), timeout
+            )
+        return self.received
+
+
+CONFIG = """
+[storage]
+database = "{db}"
+
+[smtp_in]
+host = "127.0.0.1"
+port = 0
+protocol = "{protocol}"
+max_message_size = "{max_size}"
+
+[smtp_out]
+host = "127.0.0.1"
+port = {sink_port}
+timeout = 5
+
+[policy.security]
+timezone = "Europe/Amsterdam"
+holidays = "NL"
+first_response = "3 business days"
+resolution = "30 days"
+warn_before = "1 business day"
+
+[policy.support]
+timezone = "Europe/Brussels"
+holidays = "BE"
+first_response = "5 business days"
+resolution = "30 days"
+
+[[inbox]]
+name = "security"
+address = "security@example.org"
+prefix = "SEC"
+policy = "security"
+language = "en"
+
+[[inbox]]
+name = "support"
+address = "support@example.org"
+prefix = "SUP"
+policy = "support"
+language = "nl"
+
+[[staff]]
+address = "alice@example.org"
+role = "lead"
+
+[[staff]]
+address = "bob@example.org"
+role = "member"
+"""
+
+
+@dataclass
+class Bot:
+    config: Config
+    port: int
+    clock: MovingClock
+    store: Store | None = None
+
+    async def send(self, msg: EmailMessage | bytes, *, mail_from: str | None = None,
+                   to: list[str] | None = None) -> Any:
+        return await send(self.port, msg, mail_from=mail_from, to=to)
+
+    async def open_store(self) -> Store:
+        if self.store is None:
+            self.store = await Store.open(self.config.storage.database)
+        return self.store
+
+
+async def send(port: int, msg: EmailMessage | bytes, *, mail_from: str | None = None,
+               to: list[str] | None = None) -> Any:
+    """Send over SMTP to 127.0.0.1:port; envelope from the headers unless given."""
+    if isinstance(msg, EmailMessage):
+        if mail_from is None:
+            mail_from = str(msg["From"].addresses[0].addr_spec)
+        to = to or [a.addr_spec for a in msg["To"].addresses]
+        raw = msg.as_bytes()
+    else:
+        raw = msg
+    assert mail_from is not None and to
+    # The SMTP object, not aiosmtplib.send(), which refuses the null return path "<>".
+    async with aiosmtplib.SMTP(hostname="127.0.0.1", port=port, timeout=10) as smtp:
+        return await smtp.sendmail(mail_from, to, raw)
+
+
+# Friday 18 December 2026, 18:00 in Amsterdam: after office hours, before Christmas.
+FRIDAY_EVENING = datetime(2026, 12, 18, 17, 0, tzinfo=UTC)
+
+
+@contextlib.asynccontextmanager
+async def running_bot(config: Config, clock: MovingClock) -> AsyncIterator[Bot]:
+    stop = asyncio.Event()
+    ready: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+    task = asyncio.create_task(daemon.run(config, clock=clock, stop=stop,
+                                          on_ready=ready.set_result))
+    port = await asyncio.wait_for(asyncio.shield(ready), 10)
+    b = Bot(config, port, clock)
+    try:
+        yield b
+    finally:
+        if b.store is not None:
+            await b.store.close()
+        stop.set()
+        await asyncio.wait_for(task, 15)
+
+
+def report(subject: str = "XSS in /search", sender: str = "researcher@example.net",
+           to: str = "security@example.org", body: str = "The q parameter is reflected.\n",
+           message_id: str | None = "<report-1@example.net>", **headers: str) -> EmailMessage:
+    msg = EmailMessage()
+    msg["From"] = f"Rita Researcher <{sender}>"
+    msg["To"] = to
+    msg["Subject"] = subject
+    msg["Date"] = "Fri, 18 Dec 2026 17:55:00 +0100"
+    if message_id:
+        msg["Message-ID"] = message_id
+    for name, value in headers.items():
+        msg[name.replace("_", "-")] = value
+    msg.set_content(body)
+    return msg

@@ -1,0 +1,126 @@
+"""Config loading: embedded defaults, the example file, and errors that name file and key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mailbot.cli import main
+from mailbot.config import default_config, load_config
+from mailbot.errors import ConfigErrors
+from mailbot.sla import Unit
+
+ROOT = Path(__file__).resolve().parents[2]
+MINIMAL = """
+[policy.p]
+timezone = "Europe/Amsterdam"
+
+[[inbox]]
+name = "security"
+address = "security@example.org"
+prefix = "SEC"
+policy = "p"
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "mailbot.toml"
+    path.write_text(text)
+    return path
+
+
+def test_example_config_loads() -> None:
+    """config/mailbot.example.toml is valid and shows two inboxes."""
+    config = load_config(ROOT / "config" / "mailbot.example.toml")
+    assert [i.prefix for i in config.inboxes] == ["SEC", "SUP"]
+    assert config.policies["security"].first_response.unit is Unit.BUSINESS_DAYS
+    assert config.smtp_in.max_message_size == 25 * 1024 * 1024
+
+
+def test_embedded_defaults_serve_a_newcomer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With no file anywhere, defaults listen on 127.0.0.1:8025 and write mail to a maildir."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MAILBOT_CONFIG", raising=False)
+    config = load_config(None)
+    assert config == default_config()
+    assert (config.smtp_in.host, config.smtp_in.port) == ("127.0.0.1", 8025)
+    assert config.smtp_out.maildir == Path("var/outbox")
+    assert str(config.storage.database).startswith("var/")
+
+
+def test_env_var_names_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """$MAILBOT_CONFIG is used when --config is not given."""
+    path = write(tmp_path, MINIMAL)
+    monkeypatch.setenv("MAILBOT_CONFIG", str(path))
+    assert load_config(None).source == path
+
+
+@pytest.mark.parametrize(
+    ("snippet", "key", "reason"),
+    [
+        ('[smtp_in]\nprot = "smtp"\n', "smtp_in.prot", "unknown key"),
+        ('[policy.q]\nfirst_response = "3 busines days"\n', "policy.q.first_response",
+         "unknown unit"),
+        ('[policy.q]\ntimezone = "Europe/Amsterdm"\n', "policy.q.timezone", "unknown time zone"),
+        ('[policy.q]\nholidays = "XX"\n', "policy.q.holidays", "unknown holiday country"),
+        ('[smtp_in]\nport = 70000\n', "smtp_in.port", "not a port"),
+        ('[smtp_in]\nmax_message_size = "lots"\n', "smtp_in.max_message_size", "not a size"),
+        ('[[staff]]\naddress = "alice"\n', "staff[0].address", "not a mail address"),
+        ('[[staff]]\naddress = "a@example.org"\nrole = "boss"\n', "staff[0].role", "not one of"),
+        ('[digest]\nschedule = "monday 9am"\n', "digest.schedule", "not like"),
+    ],
+)
+def test_errors_name_file_key_and_reason(
+    tmp_path: Path, snippet: str, key: str, reason: str
+) -> None:
+    """Each bad value is reported with its file, its key and why."""
+    path = write(tmp_path, MINIMAL + snippet)
+    with pytest.raises(ConfigErrors) as info:
+        load_config(path)
+    (err,) = info.value.errors
+    assert err.file == str(path)
+    assert err.key == key
+    assert reason in err.reason
+
+
+def test_inbox_naming_missing_policy(tmp_path: Path) -> None:
+    """An inbox whose policy is not defined is an error on that inbox's key."""
+    path = write(tmp_path, MINIMAL.replace('policy = "p"', 'policy = "nope"'))
+    with pytest.raises(ConfigErrors) as info:
+        load_config(path)
+    assert [(e.key, e.reason[:18]) for e in info.value.errors] == [
+        ("inbox[0].policy", "no [policy.nope] (")]
+
+
+def test_all_errors_reported_together(tmp_path: Path) -> None:
+    """Several problems in one file are reported in one go."""
+    path = write(tmp_path, MINIMAL + '[smtp_in]\nport = "x"\nfoo = 1\n')
+    with pytest.raises(ConfigErrors) as info:
+        load_config(path)
+    assert {e.key for e in info.value.errors} == {"smtp_in.port", "smtp_in.foo"}
+
+
+def test_invalid_toml_is_reported(tmp_path: Path) -> None:
+    """A syntax error names the file and says it is not valid TOML."""
+    path = write(tmp_path, "[storage\n")
+    with pytest.raises(ConfigErrors, match="not valid TOML"):
+        load_config(path)
+
+
+def test_check_command_prints_errors_and_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`mailbot check` prints each error with file and key, and exits 2."""
+    path = write(tmp_path, MINIMAL + '[policy.q]\nresolution = "3 busines days"\n')
+    assert main(["check", "--config", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert f"{path}: policy.q.resolution: unknown unit" in err
+
+
+def test_check_command_accepts_example(capsys: pytest.CaptureFixture[str]) -> None:
+    """`mailbot check` on the example config says OK."""
+    assert main(["check", "--config", str(ROOT / "config" / "mailbot.example.toml")]) == 0
+    assert "OK" in capsys.readouterr().out
