@@ -81,6 +81,14 @@ CREATE TABLE message_ids (
     case_id    INTEGER NOT NULL REFERENCES cases(id)
 ) WITHOUT ROWID;
 
+-- Every Message-ID of a case's mail, in or out, threads later mail to it.
+CREATE TRIGGER messages_thread AFTER INSERT ON messages
+WHEN NEW.message_id IS NOT NULL
+BEGIN
+    INSERT INTO message_ids (message_id, case_id) VALUES (NEW.message_id, NEW.case_id)
+    ON CONFLICT DO NOTHING;
+END;
+
 CREATE TABLE events (
     id      INTEGER PRIMARY KEY,
     case_id INTEGER NOT NULL REFERENCES cases(id),

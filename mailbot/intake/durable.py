@@ -7,15 +7,18 @@ digest (or by the source's own reference, e.g. an IMAP UID) and stored once.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from mailbot.clock import Clock, iso
+from mailbot.errors import StoreBusy
 from mailbot.store import Store
 from mailbot.store import inbound as inbound_q
 
+BATCH = 64  # deliveries per commit at most
 _HEADER_END = re.compile(rb"\r?\n\r?\n")
 _MESSAGE_ID = re.compile(rb"^message-id:[ \t]*(<[^>\r\n]{1,900}>)", re.I | re.M)
 
@@ -53,7 +56,7 @@ async def accept_many(store: Store, deliveries: Iterable[Delivery], clock: Clock
     """Store deliveries in one transaction (an mbox import commits in batches)."""
     at = iso(clock())
     out = []
-    async with store.write() as db:
+    async with store.write(durable=True) as db:
         for d in deliveries:
             inbound_id, new = await inbound_q.insert(
                 db, received_at=at, source=d.source, source_ref=d.source_ref, peer=d.peer,
@@ -63,3 +66,40 @@ async def accept_many(store: Store, deliveries: Iterable[Delivery], clock: Clock
             )
             out.append(Accepted(inbound_id, new))
     return out
+
+
+class GroupCommit:
+    """Concurrent deliveries share one durable commit (one fsync for all of them).
+
+    Each caller still returns only after its own mail is committed. The commit runs in a
+    task of its own, so a client that hangs up mid-commit cannot cancel it for the others.
+    """
+
+    def __init__(self, store: Store, clock: Clock) -> None:
+        self.store = store
+        self.clock = clock
+        self._waiting: list[tuple[Delivery, asyncio.Future[Accepted]]] = []
+        self._task: asyncio.Task[None] | None = None
+
+    async def accept(self, delivery: Delivery) -> Accepted:
+        future: asyncio.Future[Accepted] = asyncio.get_running_loop().create_future()
+        self._waiting.append((delivery, future))
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._commit_all(), name="intake-commit")
+        return await asyncio.shield(future)
+
+    async def _commit_all(self) -> None:
+        while self._waiting:
+            batch, self._waiting = self._waiting[:BATCH], self._waiting[BATCH:]
+            try:
+                results = await accept_many(self.store, [d for d, _ in batch], self.clock)
+            except BaseException as e:
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(e if isinstance(e, Exception) else StoreBusy(str(e)))
+                if not isinstance(e, Exception):
+                    raise
+                continue
+            for (_, future), result in zip(batch, results, strict=True):
+                if not future.done():
+                    future.set_result(result)

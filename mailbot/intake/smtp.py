@@ -18,7 +18,7 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from mailbot.clock import Clock
 from mailbot.config import Config
 from mailbot.errors import TransientError
-from mailbot.intake.durable import Delivery, accept
+from mailbot.intake.durable import Delivery, GroupCommit
 from mailbot.store import Store
 
 log = logging.getLogger(__name__)
@@ -33,6 +33,7 @@ class IntakeHandler:
         self.clock = clock
         self.on_stored = on_stored
         self.protocol = config.smtp_in.protocol
+        self.commits = GroupCommit(store, clock)
 
     async def handle_RCPT(
         self, server: SMTP, session: Session, envelope: Envelope, address: str,
@@ -51,11 +52,11 @@ class IntakeHandler:
         assert inbox is not None  # handle_RCPT let only inbox addresses through
         peer = session.peer
         try:
-            accepted = await accept(self.store, Delivery(
+            accepted = await self.commits.accept(Delivery(
                 raw=bytes(raw), source=self.protocol, inbox=inbox.name,
                 rcpt_to=list(envelope.rcpt_tos), mail_from=envelope.mail_from,
                 peer=f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer),
-            ), self.clock)
+            ))
         except TransientError as e:
             log.error("intake: cannot store a mail from %s: %s", envelope.mail_from, e)
             return self._replies(envelope, "451 4.3.0 cannot store the mail now; try again later")

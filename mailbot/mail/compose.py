@@ -1,7 +1,9 @@
 """Build outgoing mail: headers, threading headers, and no way to inject a header.
 
-Everything that reaches a header goes through `one_line`, and headers are set through
-email.message.EmailMessage (policy.SMTP), which refuses CR/LF in values as a second guard.
+Everything that reaches a header goes through `one_line` (no CR, LF or other control
+character survives), and non-ASCII text is RFC 2047-encoded by email.header.Header.
+The compat32 classes are used on purpose: EmailMessage re-parses every header it is given,
+which made building an acknowledgement cost more than parsing the report.
 """
 
 from __future__ import annotations
@@ -11,10 +13,13 @@ import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from email.headerregistry import Address
-from email.message import EmailMessage
-from email.policy import SMTP
-from email.utils import format_datetime
+from email.charset import QP, Charset
+from email.header import Header
+from email.message import Message
+from email.mime.multipart import MIMEMultipart
+from email.mime.text import MIMEText
+from email.policy import compat32
+from email.utils import format_datetime, formataddr
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029\x85]+")
 _MAX_REFERENCES = 20
@@ -61,29 +66,46 @@ class Outgoing:
     headers: Mapping[str, str] = field(default_factory=dict)
 
 
-def build(mail: Outgoing) -> EmailMessage:
-    msg = EmailMessage(policy=SMTP)
-    msg["From"] = _address(mail.sender, mail.sender_name)
-    msg["To"] = ", ".join(str(_address(a, None)) for a in mail.to)
-    if mail.reply_to:
-        msg["Reply-To"] = _address(mail.reply_to, None)
-    msg["Subject"] = one_line(mail.subject, limit=900)
-    msg["Date"] = format_datetime(mail.date)
-    msg["Message-ID"] = mail.message_id
-    if mail.in_reply_to:
-        msg["In-Reply-To"] = one_line(mail.in_reply_to)
-    refs = [one_line(r) for r in mail.references if r][-_MAX_REFERENCES:]
-    if refs:
-        msg["References"] = " ".join(refs)
-    for name, value in mail.headers.items():
-        msg[name] = one_line(value)
-    msg["MIME-Version"] = "1.0"
-    msg.set_content(mail.text, cte="quoted-printable")
+_WIRE = compat32.clone(linesep="\r\n")
+_UTF8_QP = Charset("utf-8")
+_UTF8_QP.body_encoding = QP
+
+
+def build(mail: Outgoing) -> bytes:
+    """The mail as the bytes to send (CRLF line ends)."""
+    # MIMEText takes a Charset (for quoted-printable bodies) though typeshed says str.
+    text = MIMEText(mail.text, "plain", _UTF8_QP)  # type: ignore[arg-type]
+    msg: Message = text
     if mail.html is not None:
-        msg.add_alternative(mail.html, subtype="html", cte="quoted-printable")
-    return msg
+        msg = MIMEMultipart("alternative")
+        msg.attach(text)
+        msg.attach(MIMEText(mail.html, "html", _UTF8_QP))  # type: ignore[arg-type]
+    head: dict[str, str | Header | None] = {
+        "From": _address(mail.sender, mail.sender_name),
+        "To": ", ".join(_address(a, None) for a in mail.to),
+        "Reply-To": _address(mail.reply_to, None) if mail.reply_to else None,
+        "Subject": _text(one_line(mail.subject, limit=900)),
+        "Date": format_datetime(mail.date),
+        "Message-ID": one_line(mail.message_id),
+        "In-Reply-To": one_line(mail.in_reply_to) if mail.in_reply_to else None,
+        "References": " ".join([one_line(r) for r in mail.references if r][-_MAX_REFERENCES:]),
+    }
+    head |= {one_line(k): _text(one_line(v)) for k, v in mail.headers.items()}
+    # MIMEText set MIME-Version and Content-*; ours go first, in the usual order.
+    body_headers = list(msg.items())
+    for name in list(msg.keys()):
+        del msg[name]
+    for name, value in head.items():
+        if value:
+            msg[name] = value  # type: ignore[assignment]  # compat32 takes Header
+    for name, body_value in body_headers:
+        msg[name] = body_value
+    return msg.as_bytes(policy=_WIRE)
 
 
-def _address(addr: str, name: str | None) -> Address:
-    local, _, domain = one_line(addr).rpartition("@")
-    return Address(display_name=one_line(name or ""), username=local, domain=domain)
+def _text(value: str) -> str | Header:
+    return value if value.isascii() else Header(value, "utf-8", header_name="Subject")
+
+
+def _address(addr: str, name: str | None) -> str:
+    return formataddr((one_line(name or ""), one_line(addr)), charset="utf-8")

@@ -7,6 +7,7 @@ from mail, so `{{ config }}` in a subject stays those characters.
 from __future__ import annotations
 
 from datetime import date, datetime
+from functools import lru_cache
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -23,6 +24,12 @@ def long_date(day: date | datetime, language: str) -> str:
     """`Thursday 24 December 2026` / `donderdag 24 december 2026`."""
     if isinstance(day, datetime):
         day = day.date()
+    return _long_date(day, language)
+
+
+@lru_cache(maxsize=4096)
+def _long_date(day: date, language: str) -> str:
+    # babel's formatting is slow next to everything else an ack costs, and days repeat.
     return format_date(day, "EEEE d MMMM y", locale=language)
 
 

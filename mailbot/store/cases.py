@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from mailbot.store.db import Db
+from mailbot.store.db import Db, one
 
 CASE_FIELDS = (
     "id", "ref", "inbox", "state", "severity", "cvss_vector", "reporter", "reporter_name",
@@ -37,39 +37,33 @@ async def open_case(db: Db, case: NewCase) -> tuple[int, str]:
     The counter is bumped inside the caller's write transaction, so a rolled-back case
     leaves no gap and two writers can never draw the same number.
     """
-    async with db.execute(
+    row = await one(
+        db,
         "INSERT INTO ref_counters (inbox, year, last) VALUES (?, ?, 1)"
         " ON CONFLICT (inbox, year) DO UPDATE SET last = last + 1 RETURNING last",
         (case.inbox, case.year),
-    ) as cur:
-        row = await cur.fetchone()
+    )
     assert row is not None
     ref = f"{case.prefix}-{case.year}-{int(row[0]):04d}"
-    async with db.execute(
+    row = await one(
+        db,
         "INSERT INTO cases (ref, inbox, reporter, reporter_name, subject, language, created_at,"
         " updated_at, first_response_due, resolution_due) VALUES (?,?,?,?,?,?,?,?,?,?)"
         " RETURNING id",
         (ref, case.inbox, case.reporter, case.reporter_name, case.subject, case.language,
          case.created_at, case.created_at, case.first_response_due, case.resolution_due),
-    ) as cur:
-        row = await cur.fetchone()
+    )
     assert row is not None
     return int(row[0]), ref
 
 
 async def get(db: Db, ref: str) -> dict[str, Any] | None:
-    async with db.execute(
-        f"SELECT {', '.join(CASE_FIELDS)} FROM cases WHERE ref = ?", (ref,)
-    ) as cur:
-        r = await cur.fetchone()
+    r = await one(db, f"SELECT {', '.join(CASE_FIELDS)} FROM cases WHERE ref = ?", (ref,))
     return dict(zip(CASE_FIELDS, r, strict=True)) if r else None
 
 
 async def get_by_id(db: Db, case_id: int) -> dict[str, Any] | None:
-    async with db.execute(
-        f"SELECT {', '.join(CASE_FIELDS)} FROM cases WHERE id = ?", (case_id,)
-    ) as cur:
-        r = await cur.fetchone()
+    r = await one(db, f"SELECT {', '.join(CASE_FIELDS)} FROM cases WHERE id = ?", (case_id,))
     return dict(zip(CASE_FIELDS, r, strict=True)) if r else None
 
 
@@ -86,8 +80,8 @@ async def listing(
     sql = f"SELECT {', '.join(CASE_FIELDS)} FROM cases"
     if where:
         sql += " WHERE " + " AND ".join(where)
-    async with db.execute(sql + " ORDER BY id", args) as cur:
-        return [dict(zip(CASE_FIELDS, r, strict=True)) for r in await cur.fetchall()]
+    rows = await db.execute_fetchall(sql + " ORDER BY id", args)
+    return [dict(zip(CASE_FIELDS, r, strict=True)) for r in rows]
 
 
 async def case_of_message_ids(db: Db, message_ids: Sequence[str]) -> int | None:
@@ -95,26 +89,25 @@ async def case_of_message_ids(db: Db, message_ids: Sequence[str]) -> int | None:
     wanted = list(dict.fromkeys(message_ids))[:100]
     if not wanted:
         return None
-    async with db.execute(
+    rows = await db.execute_fetchall(
         "SELECT message_id, case_id FROM message_ids WHERE message_id IN"
         f" ({', '.join('?' * len(wanted))})",
         wanted,
-    ) as cur:
-        found = {str(r[0]): int(r[1]) for r in await cur.fetchall()}
+    )
+    found = {str(r[0]): int(r[1]) for r in rows}
     return next((found[m] for m in wanted if m in found), None)
 
 
 async def has_inbound_message(db: Db, message_id: str) -> bool:
     """Whether a mail with this Message-ID was already recorded as received on a case."""
-    async with db.execute(
-        "SELECT 1 FROM messages WHERE message_id = ? AND direction = 'in' LIMIT 1", (message_id,)
-    ) as cur:
-        return await cur.fetchone() is not None
+    return await one(
+        db, "SELECT 1 FROM messages WHERE message_id = ? AND direction = 'in' LIMIT 1",
+        (message_id,),
+    ) is not None
 
 
 async def case_id_of_ref(db: Db, ref: str, inbox: str) -> int | None:
-    async with db.execute("SELECT id FROM cases WHERE ref = ? AND inbox = ?", (ref, inbox)) as cur:
-        r = await cur.fetchone()
+    r = await one(db, "SELECT id FROM cases WHERE ref = ? AND inbox = ?", (ref, inbox))
     return int(r[0]) if r else None
 
 
@@ -144,17 +137,15 @@ async def add_message(
     signature: str = "none",
     trusted: bool = True,
 ) -> int:
-    async with db.execute(
+    r = await one(
+        db,
         "INSERT INTO messages (case_id, direction, kind, inbound_id, outbox_id, sender, recipients,"
         " message_id, subject, date, encrypted, signature, body, new_text, trusted)"
         " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) RETURNING id",
         (case_id, direction, kind, inbound_id, outbox_id, sender, json.dumps(list(recipients)),
          message_id, subject, date, int(encrypted), signature, body, new_text, int(trusted)),
-    ) as cur:
-        r = await cur.fetchone()
-    assert r is not None
-    if message_id:
-        await remember_message_ids(db, case_id, [message_id])
+    )
+    assert r is not None  # its Message-ID goes into message_ids by trigger (messages_thread)
     return int(r[0])
 
 
@@ -178,11 +169,10 @@ _MESSAGE_FIELDS = ("direction", "kind", "sender", "recipients", "message_id", "d
 
 
 async def messages(db: Db, case_id: int) -> list[dict[str, Any]]:
-    async with db.execute(
+    rows = await db.execute_fetchall(
         f"SELECT {', '.join(_MESSAGE_FIELDS)} FROM messages WHERE case_id = ? ORDER BY id",
         (case_id,),
-    ) as cur:
-        rows = await cur.fetchall()
+    )
     out = []
     for r in rows:
         m = dict(zip(_MESSAGE_FIELDS, r, strict=True))
@@ -197,8 +187,8 @@ _EVENT_FIELDS = ("at", "actor", "action", "old", "new", "detail")
 
 
 async def events(db: Db, case_id: int) -> list[dict[str, Any]]:
-    async with db.execute(
+    rows = await db.execute_fetchall(
         f"SELECT {', '.join(_EVENT_FIELDS)} FROM events WHERE case_id = ? ORDER BY id",
         (case_id,),
-    ) as cur:
-        return [dict(zip(_EVENT_FIELDS, r, strict=True)) for r in await cur.fetchall()]
+    )
+    return [dict(zip(_EVENT_FIELDS, r, strict=True)) for r in rows]

@@ -6,7 +6,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from mailbot.store.db import Db
+from mailbot.store.db import Db, one
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,21 +38,21 @@ async def insert(
     raw: bytes,
 ) -> tuple[int, bool]:
     """Store one delivery; (id, True) when new, (existing id, False) for a redelivery."""
-    async with db.execute(
+    row = await one(
+        db,
         "INSERT INTO inbound (received_at, source, source_ref, peer, mail_from, rcpt_to, inbox,"
         " message_id, digest, raw) VALUES (?,?,?,?,?,?,?,?,?,?)"
         " ON CONFLICT DO NOTHING RETURNING id",
         (received_at, source, source_ref, peer, mail_from, json.dumps(list(rcpt_to)), inbox,
          message_id, digest, raw),
-    ) as cur:
-        row = await cur.fetchone()
+    )
     if row is not None:
         return int(row[0]), True
-    async with db.execute(
+    row = await one(
+        db,
         "SELECT id FROM inbound WHERE digest = ? OR (source_ref IS NOT NULL AND source_ref = ?)",
         (digest, source_ref),
-    ) as cur:
-        row = await cur.fetchone()
+    )
     assert row is not None, "ON CONFLICT without a conflicting row"
     return int(row[0]), False
 
@@ -75,43 +75,39 @@ def _row(r: Sequence[object]) -> InboundRow:
     )
 
 
-async def next_pending(db: Db, after: int = 0) -> InboundRow | None:
-    async with db.execute(
-        f"SELECT {_COLUMNS} FROM inbound WHERE status = 'pending' AND id > ? ORDER BY id LIMIT 1",
-        (after,),
-    ) as cur:
-        r = await cur.fetchone()
-    return _row(r) if r else None
+async def pending(db: Db, after: int = 0, limit: int = 1) -> list[InboundRow]:
+    """Pending rows in arrival order, after the id `after`."""
+    rows = await db.execute_fetchall(
+        f"SELECT {_COLUMNS} FROM inbound WHERE status = 'pending' AND id > ? ORDER BY id LIMIT ?",
+        (after, limit),
+    )
+    return [_row(r) for r in rows]
 
 
 async def get(db: Db, inbound_id: int) -> InboundRow | None:
-    async with db.execute(f"SELECT {_COLUMNS} FROM inbound WHERE id = ?", (inbound_id,)) as cur:
-        r = await cur.fetchone()
+    r = await one(db, f"SELECT {_COLUMNS} FROM inbound WHERE id = ?", (inbound_id,))
     return _row(r) if r else None
-
-
-async def status_of(db: Db, inbound_id: int) -> str | None:
-    async with db.execute("SELECT status FROM inbound WHERE id = ?", (inbound_id,)) as cur:
-        r = await cur.fetchone()
-    return str(r[0]) if r else None
 
 
 async def finish(
     db: Db, inbound_id: int, *, status: str, at: str, reason: str | None = None,
     case_id: int | None = None,
-) -> None:
-    await db.execute(
-        "UPDATE inbound SET status = ?, reason = ?, case_id = ?, processed_at = ? WHERE id = ?",
+) -> bool:
+    """Record the outcome of a pending row; False when it was no longer pending (another
+    process took it), and the caller must roll back."""
+    cur = await db.execute(
+        "UPDATE inbound SET status = ?, reason = ?, case_id = ?, processed_at = ?"
+        " WHERE id = ? AND status = 'pending'",
         (status, reason, case_id, at, inbound_id),
     )
+    return cur.rowcount == 1
 
 
 async def quarantined(db: Db) -> list[dict[str, object]]:
-    async with db.execute(
+    rows = await db.execute_fetchall(
         "SELECT id, received_at, source, mail_from, inbox, message_id, reason, length(raw)"
         " FROM inbound WHERE status = 'quarantined' ORDER BY id"
-    ) as cur:
-        rows = await cur.fetchall()
+    )
     keys = ("id", "received_at", "source", "mail_from", "inbox", "message_id", "reason", "size")
     return [dict(zip(keys, r, strict=True)) for r in rows]
 
@@ -127,5 +123,5 @@ async def requeue(db: Db, inbound_id: int) -> bool:
 
 
 async def counts(db: Db) -> dict[str, int]:
-    async with db.execute("SELECT status, count(*) FROM inbound GROUP BY status") as cur:
-        return {str(r[0]): int(r[1]) for r in await cur.fetchall()}
+    rows = await db.execute_fetchall("SELECT status, count(*) FROM inbound GROUP BY status")
+    return {str(r[0]): int(r[1]) for r in rows}

@@ -6,7 +6,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from mailbot.store.db import Db
+from mailbot.store.db import Db, one
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,23 +32,22 @@ async def enqueue(
     raw: bytes,
 ) -> int | None:
     """Queue one mail; None when a mail with this purpose was queued before."""
-    async with db.execute(
+    r = await one(
+        db,
         "INSERT INTO outbox (purpose, case_id, created_at, mail_from, rcpt_to, message_id, raw,"
         " next_attempt_at) VALUES (?,?,?,?,?,?,?,?) ON CONFLICT (purpose) DO NOTHING RETURNING id",
         (purpose, case_id, created_at, mail_from, json.dumps(list(rcpt_to)), message_id, raw,
          created_at),
-    ) as cur:
-        r = await cur.fetchone()
+    )
     return int(r[0]) if r else None
 
 
 async def due(db: Db, now: str, limit: int = 50) -> list[OutboxRow]:
-    async with db.execute(
+    rows = await db.execute_fetchall(
         "SELECT id, purpose, mail_from, rcpt_to, message_id, raw, attempts FROM outbox"
         " WHERE status = 'pending' AND next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT ?",
         (now, limit),
-    ) as cur:
-        rows = await cur.fetchall()
+    )
     return [
         OutboxRow(int(r[0]), str(r[1]), str(r[2]), tuple(json.loads(r[3])), str(r[4]),
                   bytes(r[5]), int(r[6]))
@@ -58,10 +57,7 @@ async def due(db: Db, now: str, limit: int = 50) -> list[OutboxRow]:
 
 async def next_attempt(db: Db) -> str | None:
     """When the earliest pending mail falls due, for the sender to sleep until then."""
-    async with db.execute(
-        "SELECT min(next_attempt_at) FROM outbox WHERE status = 'pending'"
-    ) as cur:
-        r = await cur.fetchone()
+    r = await one(db, "SELECT min(next_attempt_at) FROM outbox WHERE status = 'pending'")
     return str(r[0]) if r and r[0] else None
 
 
@@ -89,5 +85,5 @@ async def mark_failed(db: Db, outbox_id: int, *, error: str) -> None:
 
 
 async def counts(db: Db) -> dict[str, int]:
-    async with db.execute("SELECT status, count(*) FROM outbox GROUP BY status") as cur:
-        return {str(r[0]): int(r[1]) for r in await cur.fetchall()}
+    rows = await db.execute_fetchall("SELECT status, count(*) FROM outbox GROUP BY status")
+    return {str(r[0]): int(r[1]) for r in rows}

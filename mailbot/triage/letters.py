@@ -6,10 +6,8 @@ Every outgoing mail on a case is also a `messages` row and its Message-ID goes i
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from email.message import EmailMessage
 
 from mailbot.clock import iso
 from mailbot.config import InboxConfig, PolicyConfig
@@ -34,23 +32,20 @@ async def queue(
     purpose: str,
     case_id: int | None,
     kind: str,
-    msg: EmailMessage,
+    mail: Outgoing,
     envelope_from: str,
-    recipients: Sequence[str],
-    body: str,
     at: datetime,
 ) -> Queued:
-    """Queue `msg` once per purpose and record it on its case."""
-    message_id = str(msg["Message-ID"])
+    """Queue `mail` once per purpose and record it on its case."""
     outbox_id = await outbox_q.enqueue(
         db, purpose=purpose, case_id=case_id, created_at=iso(at), mail_from=envelope_from,
-        rcpt_to=recipients, message_id=message_id, raw=msg.as_bytes(),
+        rcpt_to=mail.to, message_id=mail.message_id, raw=build(mail),
     )
     if outbox_id is not None and case_id is not None:
         await case_q.add_message(
             db, case_id=case_id, direction="out", kind=kind, sender=envelope_from,
-            recipients=recipients, message_id=message_id, subject=str(msg["Subject"]),
-            date=iso(at), body=body, new_text=body, outbox_id=outbox_id,
+            recipients=mail.to, message_id=mail.message_id, subject=mail.subject,
+            date=iso(at), body=mail.text, new_text=mail.text, outbox_id=outbox_id,
         )
     return Queued(purpose, outbox_id)
 
@@ -70,7 +65,7 @@ class AckFacts:
 
 def acknowledgement(
     templates: Templates, inbox: InboxConfig, policy: PolicyConfig, facts: AckFacts, at: datetime
-) -> tuple[EmailMessage, str]:
+) -> Outgoing:
     """The reporter's acknowledgement: reference, promised dates, what the policy promises."""
     text = templates.render(
         "ack", facts.language, name=facts.reporter_name, subject=facts.subject, ref=facts.ref,
@@ -80,11 +75,10 @@ def acknowledgement(
     references = list(facts.report_references)
     if facts.report_message_id:
         references.append(facts.report_message_id)
-    msg = build(Outgoing(
+    return Outgoing(
         sender=inbox.address, sender_name=None, to=[facts.reporter],
         subject=reply_subject(facts.ref, facts.subject), text=text,
         message_id=make_message_id(inbox.domain, f"ack.{facts.ref}"), date=at,
         in_reply_to=facts.report_message_id, references=references,
         headers={**BOT_HEADERS, "X-Loop": inbox.address, "X-Mailbot-Case": facts.ref},
-    ))
-    return msg, text
+    )

@@ -7,6 +7,7 @@ function applies; a mail that raises is quarantined with its reason and the work
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 from datetime import datetime
@@ -46,6 +47,10 @@ class Outcome:
     queued: int = 0  # outgoing mails queued
 
 
+class _TakenElsewhere(Exception):
+    """The row was no longer pending when this transaction came to mark it."""
+
+
 class _Lookup:
     """threads.CaseLookup over the open transaction."""
 
@@ -71,16 +76,21 @@ class Pipeline:
             for name, p in config.policies.items()
         }
 
-    async def process(self, row: InboundRow) -> Outcome:
+    def parse(self, row: InboundRow) -> ParsedMail:
+        """The pure first stage; the worker runs it in a thread, ahead of the transaction."""
+        return parse(row.raw, loop_markers=self.loop_markers)
+
+    async def process(self, row: InboundRow, mail: ParsedMail | None = None) -> Outcome:
         """Process one inbound row; never raises for a problem of the mail itself."""
         try:
-            mail = parse(row.raw, loop_markers=self.loop_markers)
+            if mail is None:
+                mail = await asyncio.to_thread(self.parse, row)
             async with self.store.write() as db:
-                if await inbound_q.status_of(db, row.id) != InboundStatus.PENDING:
-                    # Another worker (a concurrent `mailbot import`) took it first.
-                    return Outcome(row.id, InboundStatus.DONE, reason="already processed")
                 decision = await self._decide(db, row, mail)
                 return await self._apply(db, row, mail, decision)
+        except _TakenElsewhere:
+            # Another worker (a concurrent `mailbot import`) processed it first: rolled back.
+            return Outcome(row.id, InboundStatus.DONE, reason="already processed")
         except TransientError:
             raise
         except MessageError as e:
@@ -123,33 +133,23 @@ class Pipeline:
         self, db: Db, row: InboundRow, mail: ParsedMail, decision: Decision
     ) -> Outcome:
         now = self.clock()
+        case_id, ref, queued = decision.case_id, None, 0
         match decision.disposition:
             case Disposition.IGNORE:
-                await inbound_q.finish(
-                    db, row.id, status=InboundStatus.IGNORED, at=iso(now), reason=decision.reason
-                )
-                return Outcome(row.id, InboundStatus.IGNORED, reason=decision.reason)
+                status = InboundStatus.IGNORED
             case Disposition.QUARANTINE:
-                await inbound_q.finish(
-                    db, row.id, status=InboundStatus.QUARANTINED, at=iso(now),
-                    reason=decision.reason,
-                )
-                return Outcome(row.id, InboundStatus.QUARANTINED, reason=decision.reason)
+                status = InboundStatus.QUARANTINED
             case Disposition.APPEND:
-                assert decision.case_id is not None
+                status = InboundStatus.DONE
                 ref = await self._append(db, row, mail, decision, now)
-                await inbound_q.finish(
-                    db, row.id, status=InboundStatus.DONE, at=iso(now), case_id=decision.case_id,
-                    reason=decision.reason,
-                )
-                return Outcome(row.id, InboundStatus.DONE, ref, decision.reason)
             case Disposition.OPEN:
+                status = InboundStatus.DONE
                 case_id, ref, queued = await self._open(db, row, mail, now)
-                await inbound_q.finish(
-                    db, row.id, status=InboundStatus.DONE, at=iso(now), case_id=case_id
-                )
-                return Outcome(row.id, InboundStatus.DONE, ref, queued=queued)
-        raise AssertionError(decision)
+        if not await inbound_q.finish(
+            db, row.id, status=status, at=iso(now), reason=decision.reason, case_id=case_id
+        ):
+            raise _TakenElsewhere
+        return Outcome(row.id, status, ref, decision.reason, queued)
 
     async def _open(
         self, db: Db, row: InboundRow, mail: ParsedMail, now: datetime
@@ -173,7 +173,7 @@ class Pipeline:
             db, case_id, at=iso(now), actor=mail.from_addr, action="opened", new=ref,
             detail=f"first response due {iso(due.first_response_due)}",
         )
-        msg, text = letters.acknowledgement(
+        ack = letters.acknowledgement(
             self.templates, inbox, policy,
             letters.AckFacts(
                 ref=ref, reporter=mail.from_addr, reporter_name=mail.from_name,
@@ -184,8 +184,8 @@ class Pipeline:
             now,
         )
         queued = await letters.queue(
-            db, purpose=f"ack:{ref}", case_id=case_id, kind="ack", msg=msg,
-            envelope_from=inbox.address, recipients=[mail.from_addr], body=text, at=now,
+            db, purpose=f"ack:{ref}", case_id=case_id, kind="ack", mail=ack,
+            envelope_from=inbox.address, at=now,
         )
         log.info("inbound %d %s: opened %s", row.id, mail.message_id, ref)
         return case_id, ref, int(queued.outbox_id is not None)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 from collections.abc import Callable
@@ -18,6 +19,7 @@ log = logging.getLogger(__name__)
 # Test-only: a worker that never starts, so a crash test can kill the daemon between
 # intake and processing.
 PAUSE_ENV = "MAILBOT_TEST_PAUSE_WORKER"
+BATCH = 20  # rows read per query; each is still processed in its own transaction
 
 
 class Worker:
@@ -40,14 +42,30 @@ class Worker:
         last = 0
         while stop is None or not stop.is_set():
             async with self.store.read() as db:
-                row = await inbound_q.next_pending(db, after=last)
-            if row is None:
+                rows = await inbound_q.pending(db, after=last, limit=BATCH)
+            if not rows:
                 break
-            last = row.id
-            outcome = await self.pipeline.process(row)
-            outcomes.append(outcome)
-            if outcome.queued:
-                self.on_queued()
+            # Parse the next mail in a thread while this one's transaction runs: parsing is
+            # pure Python, sqlite works with the GIL released, so the two overlap.
+            ahead = asyncio.ensure_future(asyncio.to_thread(self.pipeline.parse, rows[0]))
+            try:
+                for i, row in enumerate(rows):
+                    mail = await ahead
+                    if i + 1 < len(rows):
+                        ahead = asyncio.ensure_future(
+                            asyncio.to_thread(self.pipeline.parse, rows[i + 1]))
+                    if stop is not None and stop.is_set():
+                        break
+                    last = row.id
+                    outcome = await self.pipeline.process(row, mail)
+                    outcomes.append(outcome)
+                    if outcome.queued:
+                        self.on_queued()
+            finally:
+                if not ahead.done():
+                    ahead.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await ahead
         return outcomes
 
     async def run(self, stop: asyncio.Event) -> None:
