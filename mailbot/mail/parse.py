@@ -232,14 +232,28 @@ def _decode_text(part: Message, defects: list[str]) -> str:
         charset = part.get_content_charset() or "us-ascii"
     except Exception:
         charset = "us-ascii"
+    return _without_nul(_decode(data, charset, defects), defects)
+
+
+def _decode(data: bytes, charset: str, defects: list[str]) -> str:
     try:
-        return data.decode(charset, "replace")
+        return data.decode(charset)
     except LookupError:
         defects.append(f"unknown charset {one_line(charset, 40)!r}; decoded as UTF-8/Latin-1")
+    except UnicodeDecodeError:
+        defects.append(f"bytes invalid in {one_line(charset, 40)}; replaced")
+        return data.decode(charset, "replace")
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:
         return data.decode("latin-1")
+
+
+def _without_nul(text: str, defects: list[str]) -> str:
+    if "\x00" not in text:
+        return text
+    defects.append("NUL characters in the text; replaced")
+    return text.replace("\x00", "\ufffd")
 
 
 class _TextExtractor(HTMLParser):
