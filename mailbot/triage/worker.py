@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 from collections.abc import Callable
@@ -45,27 +44,16 @@ class Worker:
                 rows = await inbound_q.pending(db, after=last, limit=BATCH)
             if not rows:
                 break
-            # Parse the next mail in a thread while this one's transaction runs: parsing is
-            # pure Python, sqlite works with the GIL released, so the two overlap.
-            ahead = asyncio.ensure_future(asyncio.to_thread(self.pipeline.parse, rows[0]))
-            try:
-                for i, row in enumerate(rows):
-                    mail = await ahead
-                    if i + 1 < len(rows):
-                        ahead = asyncio.ensure_future(
-                            asyncio.to_thread(self.pipeline.parse, rows[i + 1]))
-                    if stop is not None and stop.is_set():
-                        break
-                    last = row.id
-                    outcome = await self.pipeline.process(row, mail)
-                    outcomes.append(outcome)
-                    if outcome.queued:
-                        self.on_queued()
-            finally:
-                if not ahead.done():
-                    ahead.cancel()
-                    with contextlib.suppress(asyncio.CancelledError, Exception):
-                        await ahead
+            # Parsing is pure and runs in a thread: a mail that takes long to parse never
+            # stalls the listener on the event loop.
+            mails = await asyncio.to_thread(self.pipeline.parse_all, rows)
+            if stop is not None and stop.is_set():
+                break
+            last = rows[-1].id
+            done = await self.pipeline.process_batch(list(zip(rows, mails, strict=True)))
+            outcomes.extend(done)
+            if any(o.queued for o in done):
+                self.on_queued()
         return outcomes
 
     async def run(self, stop: asyncio.Event) -> None:
