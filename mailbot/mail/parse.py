@@ -238,11 +238,11 @@ def _decode_text(part: Message, defects: list[str]) -> str:
 def _decode(data: bytes, charset: str, defects: list[str]) -> str:
     try:
         return data.decode(charset)
-    except LookupError:
-        defects.append(f"unknown charset {one_line(charset, 40)!r}; decoded as UTF-8/Latin-1")
     except UnicodeDecodeError:
         defects.append(f"bytes invalid in {one_line(charset, 40)}; replaced")
         return data.decode(charset, "replace")
+    except (LookupError, ValueError):  # unknown, or not even a name ("\x00tf-8")
+        defects.append(f"unknown charset {one_line(charset, 40)!r}; decoded as UTF-8/Latin-1")
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:
