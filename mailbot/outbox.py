@@ -114,7 +114,7 @@ class Sender:
                     smtp.close()
 
     async def _sent(self, row: OutboxRow) -> None:
-        async with self.store.write() as db:
+        async with self.store.statement() as db:
             await outbox_q.mark_sent(db, row.id, iso(self.clock()))
         log.info("outbox %d %s: sent (%s)", row.id, row.message_id, row.purpose)
 

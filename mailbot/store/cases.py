@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -111,7 +111,9 @@ async def case_id_of_ref(db: Db, ref: str, inbox: str) -> int | None:
     return int(r[0]) if r else None
 
 
-async def remember_message_ids(db: Db, case_id: int, message_ids: Iterable[str]) -> None:
+async def remember_message_ids(db: Db, case_id: int, message_ids: Sequence[str]) -> None:
+    if not message_ids:
+        return
     await db.executemany(
         "INSERT INTO message_ids (message_id, case_id) VALUES (?, ?) ON CONFLICT DO NOTHING",
         [(m, case_id) for m in message_ids],

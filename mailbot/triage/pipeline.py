@@ -37,6 +37,7 @@ class Decision:
     reason: str | None = None  # why ignored or quarantined
     case_id: int | None = None  # the case a follow-up belongs to
     kind: str = "report"  # report | follow-up | auto-reply | stranger
+    ref: str | None = None  # that case's reference
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,20 +137,20 @@ class Pipeline:
             return Decision(Disposition.IGNORE, f"duplicate of {mail.message_id} already on a case")
         machine = mail.machine or ("empty return path" if row.mail_from == "" else None)
         case_id = await find_case(mail, inbox=inbox.name, prefix=inbox.prefix, lookup=_Lookup(db))
+        case = await case_q.get_by_id(db, case_id) if case_id is not None else None
         if machine:
-            if case_id is not None:
+            if case is not None:
                 # Recorded on its case, never answered, never reopens it.
-                return Decision(Disposition.APPEND, machine, case_id, kind="auto-reply")
+                return Decision(Disposition.APPEND, machine, case["id"], "auto-reply", case["ref"])
             return Decision(Disposition.IGNORE, machine)
         if not mail.from_addr:
             return Decision(Disposition.QUARANTINE, "no sender address in From:")
-        if case_id is not None:
-            case = await case_q.get_by_id(db, case_id)
-            assert case is not None
+        if case is not None:
             if mail.from_addr == case["reporter"] or self.config.is_staff(mail.from_addr):
-                return Decision(Disposition.APPEND, case_id=case_id, kind="follow-up")
+                return Decision(Disposition.APPEND, None, case["id"], "follow-up", case["ref"])
             # Someone who learned the reference: kept and shown, never answered.
-            return Decision(Disposition.APPEND, "sender is not on the case", case_id, "stranger")
+            return Decision(Disposition.APPEND, "sender is not on the case", case["id"],
+                            "stranger", case["ref"])
         return Decision(Disposition.OPEN)
 
     async def _apply(
@@ -216,9 +217,7 @@ class Pipeline:
     async def _append(
         self, db: Db, row: InboundRow, mail: ParsedMail, decision: Decision, now: datetime
     ) -> str:
-        assert decision.case_id is not None
-        case = await case_q.get_by_id(db, decision.case_id)
-        assert case is not None
+        assert decision.case_id is not None and decision.ref is not None
         trusted = decision.kind != "stranger"
         await self._record(db, decision.case_id, row, mail, decision.kind, trusted=trusted)
         await case_q.add_event(
@@ -226,8 +225,8 @@ class Pipeline:
             action=decision.kind, detail=decision.reason,
         )
         await case_q.touch(db, decision.case_id, iso(now))
-        log.info("inbound %d %s: %s on %s", row.id, mail.message_id, decision.kind, case["ref"])
-        return str(case["ref"])
+        log.info("inbound %d %s: %s on %s", row.id, mail.message_id, decision.kind, decision.ref)
+        return decision.ref
 
     async def _record(
         self, db: Db, case_id: int, row: InboundRow, mail: ParsedMail, kind: str, *, trusted: bool
