@@ -92,15 +92,32 @@ def build(mail: Outgoing) -> bytes:
     }
     head |= {one_line(k): _text(one_line(v)) for k, v in mail.headers.items()}
     # MIMEText set MIME-Version and Content-*; ours go first, in the usual order.
-    body_headers = list(msg.items())
-    for name in list(msg.keys()):
-        del msg[name]
-    for name, value in head.items():
-        if value:
+    fields = [(k, v) for k, v in head.items() if v] + list(msg.items())
+    if msg.is_multipart():
+        for name in list(msg.keys()):
+            del msg[name]
+        for name, value in fields:
             msg[name] = value  # type: ignore[assignment]  # compat32 takes Header
-    for name, body_value in body_headers:
-        msg[name] = body_value
-    return msg.as_bytes(policy=_WIRE)
+        return msg.as_bytes(policy=_WIRE)
+    # A single part is written directly: the generator's folding of each header cost more
+    # than the rest of an acknowledgement together.
+    lines = [_fold(name, value) for name, value in fields]
+    payload = str(msg.get_payload()).replace("\r\n", "\n").replace("\n", "\r\n")
+    return ("\r\n".join(lines) + "\r\n\r\n" + payload).encode("utf-8")
+
+
+def _fold(name: str, value: str | Header) -> str:
+    """`Name: value`, ASCII, folded at spaces to lines of at most 78 where it can be."""
+    if isinstance(value, Header):
+        return f"{name}: " + value.encode(linesep="\r\n")
+    words, lines, line = value.split(" "), [], f"{name}:"
+    for word in words:
+        if len(line) + 1 + len(word) > 78 and line.strip() != f"{name}:":
+            lines.append(line)
+            line = ""
+        line += " " + word
+    lines.append(line)
+    return "\r\n".join(lines)
 
 
 def _text(value: str) -> str | Header:
@@ -108,4 +125,7 @@ def _text(value: str) -> str | Header:
 
 
 def _address(addr: str, name: str | None) -> str:
-    return formataddr((one_line(name or ""), one_line(addr)), charset="utf-8")
+    addr = one_line(addr)
+    if not addr.isascii():  # an internationalised address (RFC 6532) can only go as UTF-8
+        return addr
+    return formataddr((one_line(name or ""), addr), charset="utf-8")
