@@ -70,6 +70,8 @@ def write_config(work: Path, port: int, sink_port: int) -> Path:
     path.write_text(f"""
 [storage]
 database = "{work / 'bench.db'}"
+[auth]
+secret_file = "{work / 'secret'}"
 [smtp_in]
 port = {port}
 [smtp_out]

@@ -134,7 +134,6 @@ async def _open(config: Config) -> Store:
 
 async def _import(args: argparse.Namespace, config: Config) -> int:
     from mailbot.intake.mbox import import_path
-    from mailbot.mail.render import Templates
     from mailbot.triage.pipeline import Pipeline
     from mailbot.triage.worker import Worker
 
@@ -144,14 +143,14 @@ async def _import(args: argparse.Namespace, config: Config) -> int:
     store = await _open(config)
     try:
         result = await import_path(store, config, args.path, system_clock, args.inbox)
-        worker = Worker(Pipeline(config, store, Templates(), system_clock), store)
+        worker = Worker(Pipeline.create(config, store, system_clock), store)
         outcomes = await worker.drain()
     finally:
         await store.close()
     tally: dict[str, int] = {}
     for o in outcomes:
         tally[o.status] = tally.get(o.status, 0) + 1
-    opened = sum(1 for o in outcomes if o.queued)
+    opened = sum(1 for o in outcomes if o.opened)
     print(f"stored {result.stored} new mails ({result.duplicates} already stored); "
           f"processed {len(outcomes)}: {opened} new cases, "
           + ", ".join(f"{n} {s}" for s, n in sorted(tally.items())))
@@ -231,7 +230,6 @@ async def _quarantine(args: argparse.Namespace, config: Config) -> int:
 
 
 async def _retry(args: argparse.Namespace, config: Config) -> int:
-    from mailbot.mail.render import Templates
     from mailbot.triage.pipeline import Pipeline
 
     store = await _open(config)
@@ -243,7 +241,7 @@ async def _retry(args: argparse.Namespace, config: Config) -> int:
         async with store.read() as db:
             row = await inbound_q.get(db, args.id)
         assert row is not None
-        outcome = await Pipeline(config, store, Templates(), system_clock).process(row)
+        outcome = await Pipeline.create(config, store, system_clock).process(row)
     finally:
         await store.close()
     print(f"inbound {args.id}: {outcome.status}"

@@ -82,6 +82,7 @@ class InboxConfig:
     language: str = "en"
     pgp_key: str | None = None
     imap: Mapping[str, Any] | None = None
+    notify: tuple[str, ...] = ()  # who hears of new cases and follow-ups; () = all staff
 
     @property
     def domain(self) -> str:
@@ -94,6 +95,13 @@ class StaffConfig:
     role: str = "member"
     name: str | None = None
     pgp_fingerprint: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AuthConfig:
+    """Secrets for staff authentication. The HMAC secret is created on first start."""
+
+    secret_file: Path = Path("var/mailbot.secret")
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +121,7 @@ class Config:
     inboxes: tuple[InboxConfig, ...]
     staff: tuple[StaffConfig, ...]
     digest: DigestConfig
+    auth: AuthConfig = AuthConfig()
 
     def inbox_for(self, address: str) -> InboxConfig | None:
         """The inbox a recipient address reaches, also as `local+anything@domain`."""
@@ -132,6 +141,10 @@ class Config:
     def is_staff(self, address: str) -> bool:
         address = address.lower()
         return any(s.address.lower() == address for s in self.staff)
+
+    def notified(self, inbox: InboxConfig) -> tuple[str, ...]:
+        """The addresses that hear of an inbox's new cases and follow-ups."""
+        return inbox.notify or tuple(s.address for s in self.staff)
 
 
 def default_config() -> Config:
@@ -184,7 +197,7 @@ def load_config(explicit: str | Path | None = None) -> Config:
 def parse_config(data: Mapping[str, Any], path: Path | None) -> Config:
     r = _Reader(path)
     top = r.table(data, "", {"storage", "smtp_in", "smtp_out", "gpg", "policy", "inbox",
-                             "staff", "digest"})
+                             "staff", "digest", "auth"})
     d = default_config()
 
     t = r.table(top.get("storage", {}), "storage", {"database"})
@@ -242,8 +255,12 @@ def parse_config(data: Mapping[str, Any], path: Path | None) -> Config:
     to = r.get(t, "digest.to", list, [s.address for s in staff])
     digest = DigestConfig(schedule=schedule, to=tuple(str(a) for a in to))
 
+    t = r.table(top.get("auth", {}), "auth", {"secret_file"})
+    auth = AuthConfig(secret_file=r.path(t, "auth.secret_file", Path("var/mailbot.secret")))
+
     r.raise_if_any()
-    return Config(path, storage, smtp_in, smtp_out, gpg, policies, tuple(inboxes), staff, digest)
+    return Config(path, storage, smtp_in, smtp_out, gpg, policies, tuple(inboxes), staff, digest,
+                  auth)
 
 
 class _Reader:
@@ -374,7 +391,7 @@ class _Reader:
     def inbox(self, i: int, raw: Any, policies: Mapping[str, PolicyConfig]) -> InboxConfig | None:
         k = f"inbox[{i}]"
         t = self.table(raw, k, {"name", "address", "prefix", "policy", "language", "pgp_key",
-                                "imap"})
+                                "imap", "notify"})
         missing = [f for f in ("name", "address", "prefix", "policy") if f not in t]
         for f in missing:
             self.error(f"{k}.{f}", "is required")
@@ -398,7 +415,12 @@ class _Reader:
             if not re.fullmatch(r"[0-9A-F]{40}", pgp_key):
                 self.error(f"{k}.pgp_key", "must be a 40-hex-digit fingerprint")
         imap = self.get(t, f"{k}.imap", dict, None)
-        return InboxConfig(name, address, prefix, policy, language, pgp_key, imap)
+        notify: list[Any] = self.get(t, f"{k}.notify", list, [])
+        for a in notify:
+            if not isinstance(a, str) or not _is_address(a):
+                self.error(f"{k}.notify", f"{a!r} is not a mail address")
+        return InboxConfig(name, address, prefix, policy, language, pgp_key, imap,
+                           tuple(str(a) for a in notify))
 
     def staff(self, i: int, raw: Any) -> StaffConfig | None:
         k = f"staff[{i}]"

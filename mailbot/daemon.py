@@ -15,7 +15,6 @@ from collections.abc import Callable
 from mailbot.clock import Clock, system_clock
 from mailbot.config import Config
 from mailbot.intake.smtp import IntakeHandler, make_protocol
-from mailbot.mail.render import Templates
 from mailbot.outbox import Sender
 from mailbot.store import Store
 from mailbot.triage.pipeline import Pipeline
@@ -43,7 +42,7 @@ async def run(
     store = await Store.open(config.storage.database)
     try:
         sender = Sender(store, config.smtp_out, clock)
-        pipeline = Pipeline(config, store, Templates(), clock)
+        pipeline = Pipeline.create(config, store, clock)
         worker = Worker(pipeline, store, on_queued=sender.wake)
         handler = IntakeHandler(config, store, clock, on_stored=worker.wake)
         server = await loop.create_server(

@@ -67,17 +67,27 @@ class Sink:
             self._cond.notify_all()
         return "250 OK"
 
-    async def wait_for(self, count: int, timeout: float = 10.0) -> list[Received]:
+    def to(self, address: str | None) -> list[Received]:
+        """What was sent to `address` (everything when None)."""
+        return [r for r in self.received if address is None or address in r.rcpt_tos]
+
+    async def wait_for(
+        self, count: int, timeout: float = 10.0, to: str | None = "researcher@example.net"
+    ) -> list[Received]:
+        """Wait until `count` mails went to `to` (by default the usual reporter); return them."""
         async with self._cond:
             await asyncio.wait_for(
-                self._cond.wait_for(lambda: len(self.received) >= count), timeout
+                self._cond.wait_for(lambda: len(self.to(to)) >= count), timeout
             )
-        return self.received
+        return self.to(to)
 
 
 CONFIG = """
 [storage]
 database = "{db}"
+
+[auth]
+secret_file = "{db}.secret"
 
 [smtp_in]
 host = "127.0.0.1"

@@ -14,12 +14,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.charset import QP, Charset
+from email.encoders import encode_base64
 from email.header import Header
 from email.message import Message
+from email.mime.base import MIMEBase
 from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
 from email.policy import compat32
 from email.utils import format_datetime, formataddr
+
+from mailbot.models import Attachment
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029\x85]+")
 _MAX_REFERENCES = 20
@@ -64,6 +68,7 @@ class Outgoing:
     references: Sequence[str] = ()
     reply_to: str | None = None
     headers: Mapping[str, str] = field(default_factory=dict)
+    attachments: Sequence[Attachment] = ()
 
 
 _WIRE = compat32.clone(linesep="\r\n")
@@ -80,6 +85,11 @@ def build(mail: Outgoing) -> bytes:
         msg = MIMEMultipart("alternative")
         msg.attach(text)
         msg.attach(MIMEText(mail.html, "html", _UTF8_QP))  # type: ignore[arg-type]
+    if mail.attachments:
+        body, msg = msg, MIMEMultipart("mixed")
+        msg.attach(body)
+        for a in mail.attachments:
+            msg.attach(_attachment(a))
     head: dict[str, str | Header | None] = {
         "From": _address(mail.sender, mail.sender_name),
         "To": ", ".join(_address(a, None) for a in mail.to),
@@ -104,6 +114,19 @@ def build(mail: Outgoing) -> bytes:
     lines = [_fold(name, value) for name, value in fields]
     payload = str(msg.get_payload()).replace("\r\n", "\n").replace("\n", "\r\n")
     return ("\r\n".join(lines) + "\r\n\r\n" + payload).encode("utf-8")
+
+
+def _attachment(a: Attachment) -> Message:
+    maintype, _, subtype = a.content_type.partition("/")
+    if not (maintype.isascii() and subtype.isascii()) or not subtype:
+        maintype, subtype = "application", "octet-stream"
+    part = MIMEBase(maintype, subtype)
+    part.set_payload(a.data)
+    encode_base64(part)
+    filename = one_line(a.filename or "attachment", 200)
+    part.add_header("Content-Disposition", "attachment",
+                    filename=filename if filename.isascii() else ("utf-8", "", filename))
+    return part
 
 
 def _fold(name: str, value: str | Header) -> str:

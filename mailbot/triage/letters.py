@@ -6,16 +6,20 @@ Every outgoing mail on a case is also a `messages` row and its Message-ID goes i
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from mailbot.clock import iso
 from mailbot.config import InboxConfig, PolicyConfig
 from mailbot.mail.compose import Outgoing, build, make_message_id, reply_subject
 from mailbot.mail.render import Templates
+from mailbot.models import ParsedMail
 from mailbot.store import Db
 from mailbot.store import cases as case_q
 from mailbot.store import outbox as outbox_q
+from mailbot.triage.auth import reply_address, reply_token
 
 BOT_HEADERS = {"Auto-Submitted": "auto-replied", "Precedence": "bulk"}
 
@@ -81,4 +85,59 @@ def acknowledgement(
         message_id=make_message_id(inbox.domain, f"ack.{facts.ref}"), date=at,
         in_reply_to=facts.report_message_id, references=references,
         headers={**BOT_HEADERS, "X-Loop": inbox.address, "X-Mailbot-Case": facts.ref},
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class CaseView:
+    """What a notification says of its case."""
+
+    ref: str
+    subject: str
+    state: str
+    reporter: str
+    reporter_name: str | None
+    first_response_due: datetime
+    resolution_due: datetime
+
+    @classmethod
+    def of(cls, case: Mapping[str, Any]) -> CaseView:
+        return cls(
+            ref=case["ref"], subject=case["subject"], state=case["state"],
+            reporter=case["reporter"], reporter_name=case["reporter_name"],
+            first_response_due=datetime.fromisoformat(case["first_response_due"]),
+            resolution_due=datetime.fromisoformat(case["resolution_due"]),
+        )
+
+
+def notification(
+    templates: Templates, secret: bytes, inbox: InboxConfig, policy: PolicyConfig,
+    case: CaseView, mail: ParsedMail, kind: str, staff_address: str, at: datetime,
+) -> Outgoing:
+    """A mail to one staff member about one incoming mail, with a reply address of theirs.
+
+    Reporter addresses and text go only into these, to staff, never elsewhere.
+    """
+    text = templates.render(
+        "notify", "en", kind=kind, ref=case.ref, inbox_address=inbox.address,
+        sender=mail.from_addr or "(none)", sender_name=mail.from_name,
+        reporter=case.reporter, reporter_name=case.reporter_name or "", subject=mail.subject,
+        state=case.state, first_response_due=case.first_response_due,
+        first_response_due_iso=iso(case.first_response_due),
+        resolution_due=case.resolution_due, resolution_due_iso=iso(case.resolution_due),
+        zone=policy.timezone, text=mail.text.strip() or "(no text)",
+        attachments=[a.filename or a.content_type for a in mail.attachments],
+        defects=list(mail.defects[:5]),
+    )
+    token = reply_token(secret, case.ref, staff_address)
+    return Outgoing(
+        sender=inbox.address, sender_name=f"mailbot {inbox.name}", to=[staff_address],
+        subject=f"[{case.ref}] {mail.subject or case.subject}", text=text,
+        message_id=make_message_id(inbox.domain, f"notify.{case.ref}"), date=at,
+        in_reply_to=mail.message_id,
+        references=[*mail.references, *([mail.message_id] if mail.message_id else [])],
+        reply_to=reply_address(inbox.address, case.ref, token),
+        headers={"Auto-Submitted": "auto-generated", "X-Loop": inbox.address,
+                 "X-Mailbot-Case": case.ref, "X-Mailbot-Kind": kind},
+        attachments=mail.attachments,
     )

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from mailbot.clock import Clock, iso
 from mailbot.config import Config, InboxConfig, PolicyConfig
 from mailbot.errors import MessageError, TransientError
+from mailbot.keyfile import load_or_create_secret
 from mailbot.mail.parse import parse
 from mailbot.mail.quotes import new_text
 from mailbot.mail.render import LANGUAGES, Templates
@@ -26,6 +28,7 @@ from mailbot.store import cases as case_q
 from mailbot.store import inbound as inbound_q
 from mailbot.store.inbound import InboundRow
 from mailbot.triage import letters
+from mailbot.triage.auth import reply_refs, token_valid
 from mailbot.triage.threads import find_case
 
 log = logging.getLogger(__name__)
@@ -34,10 +37,20 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True, slots=True)
 class Decision:
     disposition: Disposition
-    reason: str | None = None  # why ignored or quarantined
-    case_id: int | None = None  # the case a follow-up belongs to
-    kind: str = "report"  # report | follow-up | auto-reply | stranger
-    ref: str | None = None  # that case's reference
+    reason: str | None = None  # why ignored, quarantined, or untrusted
+    case: Mapping[str, Any] | None = None  # the case the mail belongs to
+    # report | follow-up (the reporter) | staff (authenticated) | untrusted-staff (a staff
+    # From: that failed authentication) | stranger | auto-reply
+    kind: str = "report"
+
+    @property
+    def case_id(self) -> int | None:
+        return int(self.case["id"]) if self.case else None
+
+
+# Who hears of what: mail from the reporter, and every mail that must not be trusted.
+NOTIFY_KINDS = frozenset({"follow-up", "stranger", "untrusted-staff"})
+TRUSTED_KINDS = frozenset({"report", "follow-up", "staff", "auto-reply"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +60,7 @@ class Outcome:
     case_ref: str | None = None
     reason: str | None = None
     queued: int = 0  # outgoing mails queued
+    opened: bool = False  # a new case
 
 
 class _TakenElsewhere(Exception):
@@ -67,8 +81,11 @@ class _Lookup:
 
 
 class Pipeline:
-    def __init__(self, config: Config, store: Store, templates: Templates, clock: Clock) -> None:
+    def __init__(
+        self, config: Config, store: Store, templates: Templates, clock: Clock, secret: bytes
+    ) -> None:
         self.config = config
+        self.secret = secret
         self.store = store
         self.templates = templates
         self.clock = clock
@@ -77,6 +94,12 @@ class Pipeline:
             name: BusinessCalendar.create(p.timezone, p.holidays, p.workdays, p.business_hours)
             for name, p in config.policies.items()
         }
+
+    @classmethod
+    def create(cls, config: Config, store: Store, clock: Clock) -> Pipeline:
+        """The pipeline with the templates and the bot's secret (created on first use)."""
+        secret = load_or_create_secret(config.auth.secret_file)
+        return cls(config, store, Templates(), clock, secret)
 
     def parse(self, row: InboundRow) -> ParsedMail:
         """The pure first stage; the worker runs it in a thread, ahead of the transaction."""
@@ -136,22 +159,30 @@ class Pipeline:
         if mail.message_id and await case_q.has_inbound_message(db, mail.message_id):
             return Decision(Disposition.IGNORE, f"duplicate of {mail.message_id} already on a case")
         machine = mail.machine or ("empty return path" if row.mail_from == "" else None)
-        case_id = await find_case(mail, inbox=inbox.name, prefix=inbox.prefix, lookup=_Lookup(db))
+        recipients = (*row.rcpt_to, *mail.to, *mail.cc)
+        case_id = await find_case(mail, recipients, inbox=inbox, lookup=_Lookup(db))
         case = await case_q.get_by_id(db, case_id) if case_id is not None else None
         if machine:
             if case is not None:
                 # Recorded on its case, never answered, never reopens it.
-                return Decision(Disposition.APPEND, machine, case["id"], "auto-reply", case["ref"])
+                return Decision(Disposition.APPEND, machine, case, "auto-reply")
             return Decision(Disposition.IGNORE, machine)
         if not mail.from_addr:
             return Decision(Disposition.QUARANTINE, "no sender address in From:")
-        if case is not None:
-            if mail.from_addr == case["reporter"] or self.config.is_staff(mail.from_addr):
-                return Decision(Disposition.APPEND, None, case["id"], "follow-up", case["ref"])
-            # Someone who learned the reference: kept and shown, never answered.
-            return Decision(Disposition.APPEND, "sender is not on the case", case["id"],
-                            "stranger", case["ref"])
-        return Decision(Disposition.OPEN)
+        if case is None:
+            return Decision(Disposition.OPEN)
+        if self.config.is_staff(mail.from_addr):
+            # From: alone proves nothing: the reply address made for this staff member must
+            # carry the mail.
+            if any(r.ref == case["ref"] and token_valid(self.secret, r, mail.from_addr)
+                   for r in reply_refs(recipients, inbox.address)):
+                return Decision(Disposition.APPEND, None, case, "staff")
+            return Decision(Disposition.APPEND, "staff From: without a valid reply address",
+                            case, "untrusted-staff")
+        if mail.from_addr == case["reporter"]:
+            return Decision(Disposition.APPEND, None, case, "follow-up")
+        # Someone who learned the reference: kept and shown to staff, never answered.
+        return Decision(Disposition.APPEND, "sender is not on the case", case, "stranger")
 
     async def _apply(
         self, db: Db, row: InboundRow, mail: ParsedMail, decision: Decision
@@ -165,7 +196,7 @@ class Pipeline:
                 status = InboundStatus.QUARANTINED
             case Disposition.APPEND:
                 status = InboundStatus.DONE
-                ref = await self._append(db, row, mail, decision, now)
+                ref, queued = await self._append(db, row, mail, decision, now)
             case Disposition.OPEN:
                 status = InboundStatus.DONE
                 case_id, ref, queued = await self._open(db, row, mail, now)
@@ -173,7 +204,8 @@ class Pipeline:
             db, row.id, status=status, at=iso(now), reason=decision.reason, case_id=case_id
         ):
             raise _TakenElsewhere
-        return Outcome(row.id, status, ref, decision.reason, queued)
+        return Outcome(row.id, status, ref, decision.reason, queued,
+                       decision.disposition is Disposition.OPEN)
 
     async def _open(
         self, db: Db, row: InboundRow, mail: ParsedMail, now: datetime
@@ -211,22 +243,49 @@ class Pipeline:
             db, purpose=f"ack:{ref}", case_id=case_id, kind="ack", mail=ack,
             envelope_from=inbox.address, at=now,
         )
+        view = letters.CaseView(ref, subject, "new", mail.from_addr, mail.from_name or None,
+                                due.first_response_due, due.resolution_due)
+        notified = await self._notify(db, row, inbox, case_id, view, mail, "new", now)
         log.info("inbound %d %s: opened %s", row.id, mail.message_id, ref)
-        return case_id, ref, int(queued.outbox_id is not None)
+        return case_id, ref, int(queued.outbox_id is not None) + notified
 
     async def _append(
         self, db: Db, row: InboundRow, mail: ParsedMail, decision: Decision, now: datetime
-    ) -> str:
-        assert decision.case_id is not None and decision.ref is not None
-        trusted = decision.kind != "stranger"
-        await self._record(db, decision.case_id, row, mail, decision.kind, trusted=trusted)
+    ) -> tuple[str, int]:
+        assert decision.case is not None
+        case_id, ref = int(decision.case["id"]), str(decision.case["ref"])
+        await self._record(db, case_id, row, mail, decision.kind,
+                           trusted=decision.kind in TRUSTED_KINDS)
         await case_q.add_event(
-            db, decision.case_id, at=iso(now), actor=mail.from_addr or "(unknown)",
+            db, case_id, at=iso(now), actor=mail.from_addr or "(unknown)",
             action=decision.kind, detail=decision.reason,
         )
-        await case_q.touch(db, decision.case_id, iso(now))
-        log.info("inbound %d %s: %s on %s", row.id, mail.message_id, decision.kind, decision.ref)
-        return decision.ref
+        await case_q.touch(db, case_id, iso(now))
+        notified = 0
+        if decision.kind in NOTIFY_KINDS:
+            inbox = self._inbox(row)
+            notified = await self._notify(db, row, inbox, case_id,
+                                          letters.CaseView.of(decision.case), mail,
+                                          decision.kind, now)
+        log.info("inbound %d %s: %s on %s", row.id, mail.message_id, decision.kind, ref)
+        return ref, notified
+
+    async def _notify(
+        self, db: Db, row: InboundRow, inbox: InboxConfig, case_id: int,
+        case: letters.CaseView, mail: ParsedMail, kind: str, now: datetime,
+    ) -> int:
+        """One notification per staff address, each with that person's reply address."""
+        policy = self._policy(inbox)
+        sent = 0
+        for address in self.config.notified(inbox):
+            notice = letters.notification(self.templates, self.secret, inbox, policy, case,
+                                          mail, kind, address, now)
+            queued = await letters.queue(
+                db, purpose=f"notify:{row.id}:{address.lower()}", case_id=case_id,
+                kind="notification", mail=notice, envelope_from=inbox.address, at=now,
+            )
+            sent += queued.outbox_id is not None
+        return sent
 
     async def _record(
         self, db: Db, case_id: int, row: InboundRow, mail: ParsedMail, kind: str, *, trusted: bool

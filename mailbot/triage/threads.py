@@ -1,16 +1,20 @@
 """Which case a mail belongs to: a pure step over a lookup.
 
-Order: the Message-IDs it answers (In-Reply-To, then References), then a case reference of
-this inbox in the subject. A reference of another inbox, or one that does not exist, finds
-nothing, so the mail opens a new case and learns nothing of any other.
+Order: the case reply address it was sent to, then the Message-IDs it answers (In-Reply-To,
+then References), then a case reference of this inbox in the subject. A reference of another
+inbox, or one that does not exist, finds nothing, so the mail opens a new case and learns
+nothing of any other.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import Protocol
 
+from mailbot.config import InboxConfig
 from mailbot.models import ParsedMail
+from mailbot.triage.auth import reply_refs
 
 _REF = re.compile(r"\[([A-Z][A-Z0-9]{0,9})-(\d{4})-(\d{4,})\]")
 
@@ -27,16 +31,22 @@ def subject_refs(subject: str, prefix: str) -> list[str]:
 
 
 async def find_case(
-    mail: ParsedMail, *, inbox: str, prefix: str, lookup: CaseLookup
+    mail: ParsedMail, recipients: Sequence[str], *, inbox: InboxConfig, lookup: CaseLookup
 ) -> int | None:
+    for reply in reply_refs(recipients, inbox.address):
+        # The case's reply address. Whether the token is valid matters for who is speaking
+        # (auth.py), not for where the mail belongs: it names the case like a subject would.
+        case_id = await lookup.by_ref(reply.ref, inbox.name)
+        if case_id is not None:
+            return case_id
     # The most specific first: what it answers directly, then its References, newest first.
     named = mail.in_reply_to + tuple(reversed(mail.references))
     if named:
         case_id = await lookup.by_message_ids(named)
         if case_id is not None:
             return case_id
-    for ref in subject_refs(mail.subject, prefix):
-        case_id = await lookup.by_ref(ref, inbox)
+    for ref in subject_refs(mail.subject, inbox.prefix):
+        case_id = await lookup.by_ref(ref, inbox.name)
         if case_id is not None:
             return case_id
     return None
