@@ -20,7 +20,6 @@ from email.message import Message
 from email.mime.base import MIMEBase
 from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
-from email.policy import compat32
 from email.utils import format_datetime, formataddr
 
 from mailbot.models import Attachment
@@ -71,7 +70,6 @@ class Outgoing:
     attachments: Sequence[Attachment] = ()
 
 
-_WIRE = compat32.clone(linesep="\r\n")
 _UTF8_QP = Charset("utf-8")
 _UTF8_QP.body_encoding = QP
 
@@ -101,19 +99,25 @@ def build(mail: Outgoing) -> bytes:
         "References": " ".join([one_line(r) for r in mail.references if r][-_MAX_REFERENCES:]),
     }
     head |= {one_line(k): _text(one_line(v)) for k, v in mail.headers.items()}
-    # MIMEText set MIME-Version and Content-*; ours go first, in the usual order.
-    fields = [(k, v) for k, v in head.items() if v] + list(msg.items())
-    if msg.is_multipart():
-        for name in list(msg.keys()):
-            del msg[name]
-        for name, value in fields:
-            msg[name] = value  # type: ignore[assignment]  # compat32 takes Header
-        return msg.as_bytes(policy=_WIRE)
-    # A single part is written directly: the generator's folding of each header cost more
-    # than the rest of an acknowledgement together.
-    lines = [_fold(name, value) for name, value in fields]
-    payload = str(msg.get_payload()).replace("\r\n", "\n").replace("\n", "\r\n")
-    return ("\r\n".join(lines) + "\r\n\r\n" + payload).encode("utf-8")
+    # The MIME classes encode the parts; ours go first, in the usual order.
+    top = [(k, v) for k, v in head.items() if v]
+    return _serialize(msg, top).encode("utf-8")
+
+
+def _serialize(part: Message, extra: list[tuple[str, str | Header]]) -> str:
+    """A part as wire text. Written directly: compat32's generator folded every header
+    through Header objects and cost more than all the rest of building a mail."""
+    fields: list[tuple[str, str | Header]] = [*extra, *part.items()]
+    if not part.is_multipart():
+        payload = str(part.get_payload()).replace("\r\n", "\n").replace("\n", "\r\n")
+        return "\r\n".join(_fold(k, v) for k, v in fields) + "\r\n\r\n" + payload
+    boundary = f"=_mailbot_{secrets.token_hex(12)}"
+    fields = [(k, f'{v}; boundary="{boundary}"' if k.lower() == "content-type" else v)
+              for k, v in fields]
+    children = [c for c in part.get_payload() if isinstance(c, Message)]
+    body = "".join(f"\r\n--{boundary}\r\n" + _serialize(child, []) for child in children)
+    head = "\r\n".join(_fold(k, v) for k, v in fields)
+    return f"{head}\r\n{body}\r\n--{boundary}--\r\n"
 
 
 def _attachment(a: Attachment) -> Message:

@@ -40,12 +40,18 @@ async def queue(
     envelope_from: str,
     at: datetime,
 ) -> Queued:
-    """Queue `mail` once per purpose and record it on its case."""
+    """Queue `mail` once per purpose and record it on its case.
+
+    Notifications are not recorded as case messages (they repeat the mail they announce,
+    once per staff member); their Message-ID still threads replies to the case.
+    """
     outbox_id = await outbox_q.enqueue(
         db, purpose=purpose, case_id=case_id, created_at=iso(at), mail_from=envelope_from,
         rcpt_to=mail.to, message_id=mail.message_id, raw=build(mail),
     )
-    if outbox_id is not None and case_id is not None:
+    if outbox_id is not None and case_id is not None and kind == "notification":
+        await case_q.remember_message_ids(db, case_id, [mail.message_id])
+    elif outbox_id is not None and case_id is not None:
         await case_q.add_message(
             db, case_id=case_id, direction="out", kind=kind, sender=envelope_from,
             recipients=mail.to, message_id=mail.message_id, subject=mail.subject,

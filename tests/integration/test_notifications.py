@@ -76,8 +76,8 @@ async def test_reply_through_personal_address_is_authenticated_staff(
                    body="Looking into it.\n", message_id="<alice-1@example.org>")
     reply["In-Reply-To"] = str(notes["alice@example.org"].msg["Message-ID"])
     await bot.send(reply, to=[str(notes["alice@example.org"].msg["Reply-To"])])
-    found = await settle(bot, 5)
-    staff_mail = found[4]
+    found = await settle(bot, 3)
+    staff_mail = found[2]
     assert (staff_mail["kind"], staff_mail["trusted"]) == ("staff", True)
     await asyncio.sleep(0.3)
     assert len(sink.to(REPORTER)) == 1  # the ack only: a staff note never reaches the reporter
@@ -90,8 +90,8 @@ async def test_forged_staff_from_is_untrusted_and_alerts_staff(bot: Bot, sink: S
     forged = report(sender="alice@example.org", subject="Re: [SEC-2026-0001] close it",
                     body="#close fixed\n", message_id="<forged@evil.example>")
     await bot.send(forged)
-    found = await settle(bot, 5)
-    assert (found[4]["kind"], found[4]["trusted"]) == ("untrusted-staff", False)
+    found = await settle(bot, 3)
+    assert (found[2]["kind"], found[2]["trusted"]) == ("untrusted-staff", False)
     (_, alert) = await sink.wait_for(2, to="bob@example.org")
     assert alert.msg["X-Mailbot-Kind"] == "untrusted-staff"
     assert "could not be authenticated" in alert.msg.get_body(("plain",)).get_content()
@@ -110,8 +110,8 @@ async def test_one_staff_members_reply_address_does_not_work_for_another(
         report(sender="bob@example.org", subject="Re: x", message_id="<b1@example.org>"),
         to=[str(notes["alice@example.org"].msg["Reply-To"])],
     )
-    found = await settle(bot, 5)
-    assert (found[4]["kind"], found[4]["trusted"]) == ("untrusted-staff", False)
+    found = await settle(bot, 3)
+    assert (found[2]["kind"], found[2]["trusted"]) == ("untrusted-staff", False)
 
 
 async def test_stranger_on_a_case_learns_nothing(bot: Bot, sink: Sink) -> None:
@@ -119,8 +119,8 @@ async def test_stranger_on_a_case_learns_nothing(bot: Bot, sink: Sink) -> None:
     await open_case(bot, sink, body="Secret details of the bug.\n")
     await bot.send(report(sender="snoop@example.com", subject="Re: [SEC-2026-0001] status?",
                           body="Any news?\n", message_id="<snoop@example.com>"))
-    found = await settle(bot, 5)
-    assert (found[4]["kind"], found[4]["trusted"]) == ("stranger", False)
+    found = await settle(bot, 3)
+    assert (found[2]["kind"], found[2]["trusted"]) == ("stranger", False)
     (_, warning) = await sink.wait_for(2, to="alice@example.org")
     assert "NOT the reporter" in warning.msg.get_body(("plain",)).get_content()
     await asyncio.sleep(0.3)
@@ -132,7 +132,7 @@ async def test_case_text_only_ever_goes_to_reporter_and_staff(bot: Bot, sink: Si
     await open_case(bot, sink, body="Secret details of the bug.\n")
     await bot.send(report(sender="snoop@example.com", subject="Re: [SEC-2026-0001] hi",
                           message_id="<snoop2@example.com>"))
-    await settle(bot, 5)
+    await settle(bot, 3)
     await asyncio.sleep(0.3)
     allowed = {REPORTER, *STAFF}
     for received in sink.received:
