@@ -33,6 +33,7 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 ROOT = Path(__file__).resolve().parents[1]
 MAKE_CORPUS = ROOT.parent / "shared" / "tools" / "make_corpus.py"
 PROFILE = os.environ.get("MAILBOT_BENCH_PROFILE")  # a file: run the daemon under cProfile
+STAFF = 1  # set by --staff
 
 
 def corpus(count: int, seed: int, out: Path) -> list[bytes]:
@@ -66,6 +67,8 @@ def floor(mails: list[bytes], work: Path) -> dict[str, float]:
 
 
 def write_config(work: Path, port: int, sink_port: int) -> Path:
+    """A config with STAFF staff members: each new case and follow-up notifies all of them."""
+    staff = "".join(f'[[staff]]\naddress = "staff{i}@example.org"\n' for i in range(STAFF))
     path = work / "bench.toml"
     path.write_text(f"""
 [storage]
@@ -83,9 +86,7 @@ name = "security"
 address = "security@example.org"
 prefix = "SEC"
 policy = "security"
-[[staff]]
-address = "alice@example.org"
-""")
+{staff}""")
     return path
 
 
@@ -222,13 +223,18 @@ def main() -> None:
     ap.add_argument("--clients", type=int, default=8)
     ap.add_argument("--paced-rate", type=float, default=50.0)
     ap.add_argument("--paced-count", type=int, default=500)
+    ap.add_argument("--staff", type=int, default=1,
+                    help="staff members notified of each mail (0: acknowledgements only)")
     args = ap.parse_args()
+    global STAFF
+    STAFF = args.staff
     os.chdir(ROOT)
     with tempfile.TemporaryDirectory(prefix="mailbot-bench-") as tmp:
         work = Path(tmp)
         mails = corpus(args.count, args.seed, work)
         mbox = work / f"corpus-{args.count}-{args.seed}.mbox"
-        print(f"corpus: {len(mails)} mails (make_corpus --count {args.count} --seed {args.seed})")
+        print(f"corpus: {len(mails)} mails (make_corpus --count {args.count} --seed {args.seed}),"
+              f" {args.staff} staff notified")
         fl = floor(mails, work)["rate"]
         print(f"{'path':<28}{'mails/s':>10}{'x floor':>9}{'p50 ms':>9}{'p99 ms':>9}"
               f"{'RSS MB':>8}{'errors':>8}")

@@ -11,6 +11,7 @@ import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -18,7 +19,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import holidays
 
 from mailbot.errors import ConfigError, ConfigErrors
-from mailbot.sla import Duration, parse_duration
+from mailbot.sla import Duration, Unit, parse_duration
 
 DEFAULT_PATH = Path("config/mailbot.toml")
 ENV_VAR = "MAILBOT_CONFIG"
@@ -102,6 +103,8 @@ class AuthConfig:
     """Secrets for staff authentication. The HMAC secret is created on first start."""
 
     secret_file: Path = Path("var/mailbot.secret")
+    # A command mail dated further from now than this is refused as a replay.
+    replay_window: timedelta = timedelta(days=7)
 
 
 @dataclass(frozen=True, slots=True)
@@ -255,8 +258,12 @@ def parse_config(data: Mapping[str, Any], path: Path | None) -> Config:
     to = r.get(t, "digest.to", list, [s.address for s in staff])
     digest = DigestConfig(schedule=schedule, to=tuple(str(a) for a in to))
 
-    t = r.table(top.get("auth", {}), "auth", {"secret_file"})
-    auth = AuthConfig(secret_file=r.path(t, "auth.secret_file", Path("var/mailbot.secret")))
+    t = r.table(top.get("auth", {}), "auth", {"secret_file", "replay_window"})
+    window = r.duration(t, "auth.replay_window", parse_duration("7 days"))
+    if window.unit is Unit.BUSINESS_DAYS:
+        r.error("auth.replay_window", "use days, hours or minutes, not business days")
+    auth = AuthConfig(secret_file=r.path(t, "auth.secret_file", Path("var/mailbot.secret")),
+                      replay_window=_timedelta(window))
 
     r.raise_if_any()
     return Config(path, storage, smtp_in, smtp_out, gpg, policies, tuple(inboxes), staff, digest,
@@ -440,6 +447,13 @@ class _Reader:
             name=self.get(t, f"{k}.name", str, None),
             pgp_fingerprint=fpr,
         )
+
+
+def _timedelta(d: Duration) -> timedelta:
+    per_unit = {Unit.MINUTES: timedelta(minutes=1), Unit.HOURS: timedelta(hours=1),
+                Unit.DAYS: timedelta(days=1), Unit.WEEKS: timedelta(weeks=1),
+                Unit.BUSINESS_DAYS: timedelta(days=1)}
+    return per_unit[d.unit] * d.amount
 
 
 def _is_address(value: str) -> bool:

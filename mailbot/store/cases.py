@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -194,3 +194,28 @@ async def events(db: Db, case_id: int) -> list[dict[str, Any]]:
         (case_id,),
     )
     return [dict(zip(_EVENT_FIELDS, r, strict=True)) for r in rows]
+
+
+_UPDATABLE = frozenset(CASE_FIELDS) - {"id", "ref", "inbox", "created_at"}
+
+
+async def update(db: Db, case_id: int, fields: Mapping[str, Any]) -> None:
+    """Set case columns; only known columns (names are never taken from mail)."""
+    bad = set(fields) - _UPDATABLE
+    if bad:
+        raise ValueError(f"not updatable: {sorted(bad)}")
+    columns = list(fields)
+    await db.execute(
+        f"UPDATE cases SET {', '.join(f'{c} = ?' for c in columns)} WHERE id = ?",
+        [*(fields[c] for c in columns), case_id],
+    )
+
+
+async def thread_ids(db: Db, case_id: int) -> list[str]:
+    """The Message-IDs of the reporter's side of the thread, oldest first (for References)."""
+    rows = await db.execute_fetchall(
+        "SELECT message_id FROM messages WHERE case_id = ? AND message_id IS NOT NULL"
+        " AND kind IN ('report', 'follow-up', 'ack', 'reply') ORDER BY id DESC LIMIT 20",
+        (case_id,),
+    )
+    return [str(r[0]) for r in reversed(list(rows))]

@@ -15,12 +15,9 @@ from cvss import CVSS3, CVSS4
 from cvss.exceptions import CVSSError
 
 from mailbot.errors import CommandError
-from mailbot.models import CaseState
 
 STATUSES = ("triaged", "needs-info", "accepted", "fixing", "resolved", "rejected")
 SEVERITIES = ("critical", "high", "medium", "low")
-OPEN_STATES = frozenset({CaseState.NEW, CaseState.TRIAGED, CaseState.NEEDS_INFO,
-                         CaseState.ACCEPTED, CaseState.FIXING})
 NAMES = ("status", "severity", "assign", "due", "reply", "note", "credit", "duplicate", "cve",
          "bounty", "disclose", "close", "reopen")
 _NO_ARGUMENT = frozenset({"reply", "note", "reopen"})

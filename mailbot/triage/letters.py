@@ -147,3 +147,42 @@ def notification(
                  "X-Mailbot-Case": case.ref, "X-Mailbot-Kind": kind},
         attachments=mail.attachments,
     )
+
+
+def reporter_update(
+    templates: Templates, inbox: InboxConfig, policy: PolicyConfig, case: Mapping[str, Any],
+    news: list[tuple[str, str]], reply: str | None, thread: list[str], at: datetime,
+) -> Outgoing:
+    """What staff decided, told to the reporter in their language, from the inbox address
+    (never from the staff member's own)."""
+    due_dates = {v: datetime.fromisoformat(f"{v}T12:00:00+00:00") for w, v in news if w == "due"}
+    text = templates.render(
+        "update", case["language"], name=case["reporter_name"] or "", news=news, reply=reply,
+        due_dates=due_dates, zone=policy.timezone, ref=case["ref"], inbox_address=inbox.address,
+    )
+    return Outgoing(
+        sender=inbox.address, sender_name=None, to=[case["reporter"]],
+        subject=reply_subject(case["ref"], case["subject"]), text=text,
+        message_id=make_message_id(inbox.domain, f"update.{case['ref']}"), date=at,
+        in_reply_to=thread[-1] if thread else None, references=thread,
+        headers={"X-Loop": inbox.address, "X-Mailbot-Case": case["ref"]},
+    )
+
+
+def transcript(
+    templates: Templates, inbox: InboxConfig, ref: str, to: str, mail: ParsedMail,
+    errors: list[Any], done: list[str], reporter_told: bool, at: datetime,
+) -> Outgoing:
+    """The answer to a command mail: what was applied, or which line was wrong and why."""
+    text = templates.render("transcript", "en", ref=ref, errors=errors, done=done,
+                            reporter_told=reporter_told, inbox_address=inbox.address)
+    status = "not applied" if errors else "applied"
+    return Outgoing(
+        sender=inbox.address, sender_name=f"mailbot {inbox.name}", to=[to],
+        subject=f"[{ref}] commands {status}: {mail.subject}", text=text,
+        message_id=make_message_id(inbox.domain, f"transcript.{ref}"), date=at,
+        in_reply_to=mail.message_id,
+        references=[*mail.references, *([mail.message_id] if mail.message_id else [])],
+        headers={"Auto-Submitted": "auto-replied", "X-Loop": inbox.address,
+                 "X-Mailbot-Case": ref, "X-Mailbot-Kind": "transcript"},
+    )

@@ -16,7 +16,7 @@ from typing import Any
 
 from mailbot.clock import Clock, iso
 from mailbot.config import Config, InboxConfig, PolicyConfig
-from mailbot.errors import MessageError, TransientError
+from mailbot.errors import CommandError, MessageError, TransientError
 from mailbot.keyfile import load_or_create_secret
 from mailbot.mail.parse import parse
 from mailbot.mail.quotes import new_text
@@ -27,7 +27,7 @@ from mailbot.store import Db, Store
 from mailbot.store import cases as case_q
 from mailbot.store import inbound as inbound_q
 from mailbot.store.inbound import InboundRow
-from mailbot.triage import letters
+from mailbot.triage import actions, commands, letters
 from mailbot.triage.auth import reply_refs, token_valid
 from mailbot.triage.threads import find_case
 
@@ -262,6 +262,8 @@ class Pipeline:
         )
         await case_q.touch(db, case_id, iso(now))
         notified = 0
+        if decision.kind == "staff":
+            notified = await self._staff_mail(db, row, mail, decision.case, now)
         if decision.kind in NOTIFY_KINDS:
             inbox = self._inbox(row)
             notified = await self._notify(db, row, inbox, case_id,
@@ -269,6 +271,46 @@ class Pipeline:
                                           decision.kind, now)
         log.info("inbound %d %s: %s on %s", row.id, mail.message_id, decision.kind, ref)
         return ref, notified
+
+    async def _staff_mail(
+        self, db: Db, row: InboundRow, mail: ParsedMail, case: Mapping[str, Any], now: datetime
+    ) -> int:
+        """Apply an authenticated staff mail's commands (all or none); answer with a
+        transcript; tell the reporter what concerns them. Returns the mails queued."""
+        inbox = self._inbox(row)
+        policy = self._policy(inbox)
+        parsed = commands.parse(new_text(mail.text))
+        errors = list(parsed.errors)
+        if parsed.commands and not errors:
+            window = self.config.auth.replay_window
+            if mail.date is None or abs(now - mail.date) > window:
+                errors.append(CommandError(1, f"the mail is dated {mail.date or 'nowhere'}, "
+                                              "outside the replay window; send it anew"))
+        if not errors:
+            errors = await actions.check(db, case, parsed)
+        done: list[str] = []
+        queued = 0
+        if not errors:
+            applied = await actions.apply(db, case, parsed, actor=mail.from_addr, at=now,
+                                          zone=policy.timezone)
+            done = applied.done
+            if applied.reply_text or applied.reporter_news:
+                thread = await case_q.thread_ids(db, int(case["id"]))
+                update = letters.reporter_update(
+                    self.templates, inbox, policy, case, applied.reporter_news,
+                    applied.reply_text, thread, now)
+                q = await letters.queue(db, purpose=f"reporter:{row.id}", case_id=int(case["id"]),
+                                        kind="reply", mail=update, envelope_from=inbox.address,
+                                        at=now)
+                queued += q.outbox_id is not None
+        notice = letters.transcript(self.templates, inbox, str(case["ref"]), mail.from_addr,
+                                    mail, errors, done, bool(queued), now)
+        q = await letters.queue(db, purpose=f"transcript:{row.id}", case_id=int(case["id"]),
+                                kind="transcript", mail=notice, envelope_from=inbox.address,
+                                at=now)
+        log.info("inbound %d: %d commands on %s%s", row.id, len(parsed.commands), case["ref"],
+                 f", refused: {errors[0]}" if errors else "")
+        return queued + (q.outbox_id is not None)
 
     async def _notify(
         self, db: Db, row: InboundRow, inbox: InboxConfig, case_id: int,
