@@ -44,6 +44,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(handler(args, config))
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `mailbot show REF | head`: the reader had enough
+        sys.stderr.close()
+        return 0
     except MailbotError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
