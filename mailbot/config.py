@@ -25,6 +25,7 @@ DEFAULT_PATH = Path("config/mailbot.toml")
 ENV_VAR = "MAILBOT_CONFIG"
 LANGUAGES = ("en", "nl")
 ROLES = ("member", "lead", "manager")
+STAFF_PROOFS = ("reply-token", "dkim")
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 T = TypeVar("T")
@@ -84,6 +85,7 @@ class InboxConfig:
     pgp_key: str | None = None
     imap: Mapping[str, Any] | None = None
     notify: tuple[str, ...] = ()  # who hears of new cases and follow-ups; () = all staff
+    staff_auth: tuple[str, ...] = ("reply-token",)  # proofs that a mail is from staff
 
     @property
     def domain(self) -> str:
@@ -398,7 +400,7 @@ class _Reader:
     def inbox(self, i: int, raw: Any, policies: Mapping[str, PolicyConfig]) -> InboxConfig | None:
         k = f"inbox[{i}]"
         t = self.table(raw, k, {"name", "address", "prefix", "policy", "language", "pgp_key",
-                                "imap", "notify"})
+                                "imap", "notify", "staff_auth"})
         missing = [f for f in ("name", "address", "prefix", "policy") if f not in t]
         for f in missing:
             self.error(f"{k}.{f}", "is required")
@@ -426,8 +428,12 @@ class _Reader:
         for a in notify:
             if not isinstance(a, str) or not _is_address(a):
                 self.error(f"{k}.notify", f"{a!r} is not a mail address")
+        proofs: list[Any] = self.get(t, f"{k}.staff_auth", list, ["reply-token"])
+        bad = [p for p in proofs if p not in STAFF_PROOFS]
+        if bad or not proofs:
+            self.error(f"{k}.staff_auth", f"expected a list of: {', '.join(STAFF_PROOFS)}")
         return InboxConfig(name, address, prefix, policy, language, pgp_key, imap,
-                           tuple(str(a) for a in notify))
+                           tuple(str(a) for a in notify), tuple(str(p) for p in proofs))
 
     def staff(self, i: int, raw: Any) -> StaffConfig | None:
         k = f"staff[{i}]"

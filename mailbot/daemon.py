@@ -17,6 +17,7 @@ from mailbot.config import Config
 from mailbot.intake.smtp import IntakeHandler, make_protocol
 from mailbot.outbox import Sender
 from mailbot.store import Store
+from mailbot.triage.auth import DnsFunc
 from mailbot.triage.pipeline import Pipeline
 from mailbot.triage.worker import Worker
 
@@ -31,6 +32,7 @@ async def run(
     clock: Clock = system_clock,
     stop: asyncio.Event | None = None,
     on_ready: Callable[[int], None] | None = None,
+    dkim_dns: DnsFunc | None = None,
 ) -> None:
     """Run the daemon; `stop` (or a signal) ends it. `on_ready` gets the listening port."""
     stop = stop or asyncio.Event()
@@ -43,6 +45,7 @@ async def run(
     try:
         sender = Sender(store, config.smtp_out, clock)
         pipeline = Pipeline.create(config, store, clock)
+        pipeline.dkim_dns = dkim_dns
         worker = Worker(pipeline, store, on_queued=sender.wake)
         handler = IntakeHandler(config, store, clock, on_stored=worker.wake)
         server = await loop.create_server(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email import message_from_bytes, policy
@@ -175,11 +175,13 @@ FRIDAY_EVENING = datetime(2026, 12, 18, 17, 0, tzinfo=UTC)
 
 
 @contextlib.asynccontextmanager
-async def running_bot(config: Config, clock: MovingClock) -> AsyncIterator[Bot]:
+async def running_bot(
+    config: Config, clock: MovingClock, dkim_dns: Callable[..., bytes | None] | None = None
+) -> AsyncIterator[Bot]:
     stop = asyncio.Event()
     ready: asyncio.Future[int] = asyncio.get_running_loop().create_future()
     task = asyncio.create_task(daemon.run(config, clock=clock, stop=stop,
-                                          on_ready=ready.set_result))
+                                          on_ready=ready.set_result, dkim_dns=dkim_dns))
     port = await asyncio.wait_for(asyncio.shield(ready), 10)
     b = Bot(config, port, clock)
     try:

@@ -28,7 +28,7 @@ from mailbot.store import cases as case_q
 from mailbot.store import inbound as inbound_q
 from mailbot.store.inbound import InboundRow
 from mailbot.triage import actions, commands, letters
-from mailbot.triage.auth import reply_refs, token_valid
+from mailbot.triage.auth import DnsFunc, dkim_aligned, dkim_domains, reply_refs, token_valid
 from mailbot.triage.threads import find_case
 
 log = logging.getLogger(__name__)
@@ -63,6 +63,14 @@ class Outcome:
     opened: bool = False  # a new case
 
 
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """What the thread stage learned of a mail before its transaction."""
+
+    mail: ParsedMail
+    dkim_domains: tuple[str, ...] = ()  # verified signing domains (staff mail only)
+
+
 class _TakenElsewhere(Exception):
     """The row was no longer pending when this transaction came to mark it."""
 
@@ -86,6 +94,7 @@ class Pipeline:
     ) -> None:
         self.config = config
         self.secret = secret
+        self.dkim_dns: DnsFunc | None = None  # None: the real DNS; tests answer themselves
         self.store = store
         self.templates = templates
         self.clock = clock
@@ -101,14 +110,20 @@ class Pipeline:
         secret = load_or_create_secret(config.auth.secret_file)
         return cls(config, store, Templates(), clock, secret)
 
-    def parse(self, row: InboundRow) -> ParsedMail:
-        """The pure first stage; the worker runs it in a thread, ahead of the transaction."""
-        return parse(row.raw, loop_markers=self.loop_markers)
+    def parse(self, row: InboundRow) -> Prepared:
+        """The first stage, outside the transaction; the worker runs it in a thread, as it
+        may look up DKIM keys in the DNS."""
+        mail = parse(row.raw, loop_markers=self.loop_markers)
+        domains: tuple[str, ...] = ()
+        if (mail.from_addr and self.config.is_staff(mail.from_addr)
+                and "dkim" in self._inbox(row).staff_auth):
+            domains = dkim_domains(row.raw, self.dkim_dns)
+        return Prepared(mail, domains)
 
-    def parse_all(self, rows: Sequence[InboundRow]) -> list[ParsedMail]:
+    def parse_all(self, rows: Sequence[InboundRow]) -> list[Prepared]:
         return [self.parse(row) for row in rows]
 
-    async def process_batch(self, items: Sequence[tuple[InboundRow, ParsedMail]]) -> list[Outcome]:
+    async def process_batch(self, items: Sequence[tuple[InboundRow, Prepared]]) -> list[Outcome]:
         """Several mails in one transaction, which saves a commit per mail under load.
 
         Optimistic: if any mail raises, the whole batch is rolled back and each mail is then
@@ -118,23 +133,23 @@ class Pipeline:
             try:
                 async with self.store.write() as db:
                     return [
-                        await self._apply(db, row, mail, await self._decide(db, row, mail))
-                        for row, mail in items
+                        await self._apply(db, row, p.mail, await self._decide(db, row, p))
+                        for row, p in items
                     ]
             except TransientError:
                 raise
             except Exception:
                 log.info("batch of %d rolled back; processing one by one", len(items))
-        return [await self.process(row, mail) for row, mail in items]
+        return [await self.process(row, p) for row, p in items]
 
-    async def process(self, row: InboundRow, mail: ParsedMail | None = None) -> Outcome:
+    async def process(self, row: InboundRow, prepared: Prepared | None = None) -> Outcome:
         """Process one inbound row; never raises for a problem of the mail itself."""
         try:
-            if mail is None:
-                mail = await asyncio.to_thread(self.parse, row)
+            if prepared is None:
+                prepared = await asyncio.to_thread(self.parse, row)
             async with self.store.write() as db:
-                decision = await self._decide(db, row, mail)
-                return await self._apply(db, row, mail, decision)
+                decision = await self._decide(db, row, prepared)
+                return await self._apply(db, row, prepared.mail, decision)
         except _TakenElsewhere:
             # Another worker (a concurrent `mailbot import`) processed it first: rolled back.
             return Outcome(row.id, InboundStatus.DONE, reason="already processed")
@@ -154,7 +169,8 @@ class Pipeline:
         log.warning("inbound %d quarantined: %s", row.id, reason)
         return Outcome(row.id, InboundStatus.QUARANTINED, reason=reason)
 
-    async def _decide(self, db: Db, row: InboundRow, mail: ParsedMail) -> Decision:
+    async def _decide(self, db: Db, row: InboundRow, prepared: Prepared) -> Decision:
+        mail = prepared.mail
         inbox = self._inbox(row)
         if mail.message_id and await case_q.has_inbound_message(db, mail.message_id):
             return Decision(Disposition.IGNORE, f"duplicate of {mail.message_id} already on a case")
@@ -172,13 +188,16 @@ class Pipeline:
         if case is None:
             return Decision(Disposition.OPEN)
         if self.config.is_staff(mail.from_addr):
-            # From: alone proves nothing: the reply address made for this staff member must
-            # carry the mail.
-            if any(r.ref == case["ref"] and token_valid(self.secret, r, mail.from_addr)
-                   for r in reply_refs(recipients, inbox.address)):
+            # From: alone proves nothing (auth.py): only the proofs this inbox accepts do.
+            token = "reply-token" in inbox.staff_auth and any(
+                r.ref == case["ref"] and token_valid(self.secret, r, mail.from_addr)
+                for r in reply_refs(recipients, inbox.address))
+            signed = "dkim" in inbox.staff_auth and dkim_aligned(prepared.dkim_domains,
+                                                                   mail.from_addr)
+            if token or signed:
                 return Decision(Disposition.APPEND, None, case, "staff")
-            return Decision(Disposition.APPEND, "staff From: without a valid reply address",
-                            case, "untrusted-staff")
+            return Decision(Disposition.APPEND, "staff From: not authenticated ("
+                            + " or ".join(inbox.staff_auth) + ")", case, "untrusted-staff")
         if mail.from_addr == case["reporter"]:
             return Decision(Disposition.APPEND, None, case, "follow-up")
         # Someone who learned the reference: kept and shown to staff, never answered.

@@ -46,11 +46,11 @@ class Worker:
                 break
             # Parsing is pure and runs in a thread: a mail that takes long to parse never
             # stalls the listener on the event loop.
-            mails = await asyncio.to_thread(self.pipeline.parse_all, rows)
+            prepared = await asyncio.to_thread(self.pipeline.parse_all, rows)
             if stop is not None and stop.is_set():
                 break
             last = rows[-1].id
-            done = await self.pipeline.process_batch(list(zip(rows, mails, strict=True)))
+            done = await self.pipeline.process_batch(list(zip(rows, prepared, strict=True)))
             outcomes.extend(done)
             if any(o.queued for o in done):
                 self.on_queued()
