@@ -1,7 +1,8 @@
 """Which case a mail belongs to: a pure step over a lookup.
 
 Order: the case reply address it was sent to, then the Message-IDs it answers (In-Reply-To,
-then References), then a case reference of this inbox in the subject. A reference of another
+then References, then its own, which a reply that overtook it has made known), then a case
+reference of this inbox in the subject. A reference of another
 inbox, or one that does not exist, finds nothing, so the mail opens a new case and learns
 nothing of any other.
 """
@@ -41,6 +42,9 @@ async def find_case(
             return case_id
     # The most specific first: what it answers directly, then its References, newest first.
     named = mail.in_reply_to + tuple(reversed(mail.references))
+    if mail.message_id:
+        # Its own id is known when a reply to it came first (out-of-order arrival).
+        named += (mail.message_id,)
     if named:
         case_id = await lookup.by_message_ids(named)
         if case_id is not None:
