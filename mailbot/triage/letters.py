@@ -6,7 +6,7 @@ Every outgoing mail on a case is also a `messages` row and its Message-ID goes i
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -119,6 +119,7 @@ class CaseView:
 def notification(
     templates: Templates, secret: bytes, inbox: InboxConfig, policy: PolicyConfig,
     case: CaseView, mail: ParsedMail, kind: str, staff_address: str, at: datetime,
+    ignored_commands: Sequence[str] = (),
 ) -> Outgoing:
     """A mail to one staff member about one incoming mail, with a reply address of theirs.
 
@@ -134,6 +135,7 @@ def notification(
         zone=policy.timezone, text=mail.text.strip() or "(no text)",
         attachments=[a.filename or a.content_type for a in mail.attachments],
         defects=list(mail.defects[:5]),
+        ignored_commands=ignored_commands,
     )
     token = reply_token(secret, case.ref, staff_address)
     return Outgoing(

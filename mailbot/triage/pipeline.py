@@ -337,10 +337,15 @@ class Pipeline:
     ) -> int:
         """One notification per staff address, each with that person's reply address."""
         policy = self._policy(inbox)
+        ignored: list[str] = []
+        if kind == "untrusted-staff":
+            lines = new_text(mail.text).split("\n")
+            ignored = [lines[c.line - 1].strip()[:200]
+                       for c in commands.parse(new_text(mail.text)).commands]
         sent = 0
         for address in self.config.notified(inbox):
             notice = letters.notification(self.templates, self.secret, inbox, policy, case,
-                                          mail, kind, address, now)
+                                          mail, kind, address, now, ignored)
             queued = await letters.queue(
                 db, purpose=f"notify:{row.id}:{address.lower()}", case_id=case_id,
                 kind="notification", mail=notice, envelope_from=inbox.address, at=now,

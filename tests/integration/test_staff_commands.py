@@ -105,6 +105,8 @@ async def test_forged_command_changes_nothing(bot: Bot, sink: Sink) -> None:
     await bot.send(forged)
     (_, alert) = await sink.wait_for(2, to="bob@example.org")
     assert alert.msg["X-Mailbot-Kind"] == "untrusted-staff"
+    text = alert.msg.get_body(("plain",)).get_content()
+    assert "NOT obeyed:\n  #status resolved\n  #reply" in text.replace("\r\n", "\n")
     c = await case(bot)
     assert c["state"] == "new"
     await asyncio.sleep(0.3)
