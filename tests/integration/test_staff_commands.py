@@ -6,6 +6,8 @@ import asyncio
 from email.message import EmailMessage
 from email.utils import format_datetime
 
+import pytest
+
 from mailbot.store import cases as case_q
 from tests.support import FRIDAY_EVENING, Bot, Sink, report
 
@@ -153,3 +155,33 @@ async def test_dutch_reporter_hears_in_dutch(bot: Bot, sink: Sink) -> None:
     await bot.send(staff_reply(note.msg, "#due 2027-01-08"), to=[str(note.msg["Reply-To"])])
     (_, update) = await sink.wait_for(2)
     assert "vrijdag 8 januari 2027" in update.msg.get_content()
+
+
+QUOTE_STYLES = {
+    "gmail": "On Fri, 18 Dec 2026 at 18:00, mailbot security <security@example.org> wrote:\n"
+             "> New report SEC-2026-0001\n",
+    "outlook": "________________________________\nFrom: mailbot security <security@example.org>\n"
+               "Sent: Friday, December 18, 2026 6:00 PM\nTo: Alice\nSubject: [SEC-2026-0001] X\n"
+               "\nNew report SEC-2026-0001\n",
+    "apple mail": "> On 18 Dec 2026, at 18:00, mailbot security <security@example.org> wrote:\n"
+                  "> \n> New report SEC-2026-0001\n",
+    "thunderbird": "On 18/12/2026 18:00, mailbot security wrote:\n> New report\n",
+    "gmail dutch": "Op vr 18 dec. 2026 om 18:00 schreef mailbot security "
+                   "<security@example.org>:\n> Nieuwe melding\n",
+}
+
+
+@pytest.mark.parametrize("style", QUOTE_STYLES)
+async def test_commands_above_each_clients_quote(bot: Bot, sink: Sink, style: str) -> None:
+    """Commands written above the quote of each common client are applied; the quote is not
+    relayed to the reporter."""
+    note = await notified(bot, sink)
+    reply = staff_reply(note, "x")
+    reply.set_content("#status triaged\n#reply\nWe are on it.\n\n" + QUOTE_STYLES[style])
+    await bot.send(reply, to=[str(note["Reply-To"])])
+    transcript = await transcript_for(sink)
+    assert "Applied to SEC-2026-0001" in transcript
+    (_, update) = await sink.wait_for(2)
+    body = update.msg.get_content()
+    assert "We are on it." in body
+    assert "New report" not in body and "Nieuwe melding" not in body

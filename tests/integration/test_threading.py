@@ -58,3 +58,14 @@ async def test_several_follow_ups_in_a_row(bot: Bot, sink: Sink) -> None:
         await bot.send(m)
         previous = f"<f{i}@example.net>"
     assert len(await settled(bot)) == 1
+
+
+async def test_encoded_subject_reference_threads(bot: Bot, sink: Sink) -> None:
+    """A reference inside an RFC 2047-encoded, Dutch-prefixed subject threads."""
+    await bot.send(report())
+    await sink.wait_for(1)
+    raw = (b"From: researcher@example.net\r\nTo: security@example.org\r\n"
+           b"Subject: =?UTF-8?Q?Antw:_[SEC-2026-0001]_caf=C3=A9?=\r\n"
+           b"Message-ID: <enc@example.net>\r\n\r\nnog iets\r\n")
+    await bot.send(raw, mail_from="researcher@example.net", to=["security@example.org"])
+    assert len(await settled(bot)) == 1
