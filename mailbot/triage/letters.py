@@ -116,6 +116,11 @@ class CaseView:
         )
 
 
+def _answering(mail: ParsedMail) -> list[str]:
+    """The References of a mail that answers `mail`."""
+    return [*mail.references, *([mail.message_id] if mail.message_id else [])]
+
+
 def notification(
     templates: Templates, secret: bytes, inbox: InboxConfig, policy: PolicyConfig,
     case: CaseView, mail: ParsedMail, kind: str, staff_address: str, at: datetime,
@@ -143,7 +148,7 @@ def notification(
         subject=f"[{case.ref}] {mail.subject or case.subject}", text=text,
         message_id=make_message_id(inbox.domain, f"notify.{case.ref}"), date=at,
         in_reply_to=mail.message_id,
-        references=[*mail.references, *([mail.message_id] if mail.message_id else [])],
+        references=_answering(mail),
         reply_to=reply_address(inbox.address, case.ref, token),
         headers={"Auto-Submitted": "auto-generated", "X-Loop": inbox.address,
                  "X-Mailbot-Case": case.ref, "X-Mailbot-Kind": kind},
@@ -184,7 +189,7 @@ def transcript(
         subject=f"[{ref}] commands {status}: {mail.subject}", text=text,
         message_id=make_message_id(inbox.domain, f"transcript.{ref}"), date=at,
         in_reply_to=mail.message_id,
-        references=[*mail.references, *([mail.message_id] if mail.message_id else [])],
+        references=_answering(mail),
         headers={"Auto-Submitted": "auto-replied", "X-Loop": inbox.address,
                  "X-Mailbot-Case": ref, "X-Mailbot-Kind": "transcript"},
     )
