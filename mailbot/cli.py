@@ -82,6 +82,8 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("--json", action="store_true")
     sp = add("quarantine", _quarantine, "list mail that could not be handled, with reasons")
     sp.add_argument("--json", action="store_true")
+    sp = add("digest", _digest, "print the weekly digest now, or queue it to send (--send)")
+    sp.add_argument("--send", action="store_true")
     sp = add("retry", _retry, "process one quarantined mail again")
     sp.add_argument("id", type=int)
     return p
@@ -229,6 +231,29 @@ async def _quarantine(args: argparse.Namespace, config: Config) -> int:
         print(f"{r['id']:>6} {r['received_at']} {r['mail_from'] or '-':<30} {r['reason']}")
     if not rows:
         print("quarantine is empty", file=sys.stderr)
+    return 0
+
+
+async def _digest(args: argparse.Namespace, config: Config) -> int:
+    from mailbot.clock import iso
+    from mailbot.jobs import digest
+    from mailbot.mail.render import Templates
+
+    store = await _open(config)
+    now = system_clock()
+    try:
+        if args.send:
+            if await digest.queue(store, config, Templates(), now, f"digest:manual:{iso(now)}"):
+                print(f"digest queued for {', '.join(config.digest.to)}; the daemon sends it")
+            else:
+                print("no [digest] to addresses configured", file=sys.stderr)
+                return 1
+            return 0
+        digests = await digest.build(store, config, now)
+    finally:
+        await store.close()
+    text, _ = digest.render(Templates(), digests, config.digest.language, digest.zone_of(config))
+    print(text)
     return 0
 
 

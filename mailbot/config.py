@@ -111,8 +111,9 @@ class AuthConfig:
 
 @dataclass(frozen=True, slots=True)
 class DigestConfig:
-    schedule: str = "mon 09:00"
+    schedule: str = "mon 09:00"  # in the time zone of the first inbox's policy
     to: tuple[str, ...] = ()
+    language: str = "en"
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,12 +254,13 @@ def parse_config(data: Mapping[str, Any], path: Path | None) -> Config:
     raw_staff: list[Any] = r.get(top, "staff", list, [])
     staff = tuple(s for i, raw in enumerate(raw_staff) if (s := r.staff(i, raw)))
 
-    t = r.table(top.get("digest", {}), "digest", {"schedule", "to"})
+    t = r.table(top.get("digest", {}), "digest", {"schedule", "to", "language"})
     schedule = r.get(t, "digest.schedule", str, "mon 09:00")
     if not re.fullmatch(r"(mon|tue|wed|thu|fri|sat|sun) ([01]\d|2[0-3]):[0-5]\d", schedule):
         r.error("digest.schedule", f"{schedule!r} is not like 'mon 09:00'")
     to = r.get(t, "digest.to", list, [s.address for s in staff])
-    digest = DigestConfig(schedule=schedule, to=tuple(str(a) for a in to))
+    digest = DigestConfig(schedule=schedule, to=tuple(str(a) for a in to),
+                          language=r.choice(t, "digest.language", LANGUAGES, "en"))
 
     t = r.table(top.get("auth", {}), "auth", {"secret_file", "replay_window"})
     window = r.duration(t, "auth.replay_window", parse_duration("7 days"))

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from mailbot.clock import Clock, system_clock
 from mailbot.config import Config
 from mailbot.intake.smtp import IntakeHandler, make_protocol
+from mailbot.jobs import schedule
 from mailbot.outbox import Sender
 from mailbot.store import Store
 from mailbot.triage.auth import DnsFunc
@@ -51,6 +52,7 @@ async def run(
         server = await loop.create_server(
             make_protocol(handler, config), config.smtp_in.host, config.smtp_in.port
         )
+        scheduler = await schedule.start(config, store, pipeline.templates, clock, sender.wake)
         port = server.sockets[0].getsockname()[1]
         log.info("listening for %s on %s:%d", config.smtp_in.protocol.upper(),
                  config.smtp_in.host, port)
@@ -68,6 +70,8 @@ async def run(
                 for task in pending:
                     task.cancel()
         finally:
+            if scheduler.running:
+                scheduler.shutdown(wait=False)
             server.close()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(server.wait_closed(), 5)

@@ -44,6 +44,10 @@ class Templates:
             lstrip_blocks=True,
         )
 
+    def render_file(self, name: str, /, **context: object) -> str:
+        """Render one template file as it is named (autoescaped when it ends in .html)."""
+        return self.env.get_template(name).render(**context)
+
     def render(self, template: str, language: str, /, **context: object) -> str:
         """Render `template.<language>.txt` (falling back to English) with `context`."""
         language = language if language in LANGUAGES else "en"

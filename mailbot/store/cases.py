@@ -219,3 +219,8 @@ async def thread_ids(db: Db, case_id: int) -> list[str]:
         (case_id,),
     )
     return [str(r[0]) for r in reversed(list(rows))]
+
+
+async def any_before(db: Db, at: str) -> bool:
+    """Whether any case was opened before `at` (an ISO moment)."""
+    return await one(db, "SELECT 1 FROM cases WHERE created_at < ? LIMIT 1", (at,)) is not None

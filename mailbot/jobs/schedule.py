@@ -1,0 +1,59 @@
+"""APScheduler 3 inside the daemon: the cron jobs. The database is the schedule's memory.
+
+Job defaults are explicit (APScheduler's misfire_grace_time is 1 s by default): one run at a
+time, missed runs coalesced into one; a job that must not be lost while the daemon was down
+also runs once at start (its work is idempotent per period).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.cron import CronTrigger
+
+from mailbot.clock import Clock
+from mailbot.config import Config
+from mailbot.errors import TransientError
+from mailbot.jobs import digest
+from mailbot.mail.render import Templates
+from mailbot.store import Store
+
+log = logging.getLogger(__name__)
+
+JOB_DEFAULTS = {"coalesce": True, "max_instances": 1, "misfire_grace_time": 3600}
+
+
+async def start(
+    config: Config, store: Store, templates: Templates, clock: Clock,
+    wake_sender: Callable[[], None],
+) -> AsyncIOScheduler:
+    """Start the scheduler in the running loop, after catching up what fell due while down."""
+    async def weekly_digest() -> None:
+        await _guarded("digest", lambda: digest.scheduled_run(store, config, templates, clock()),
+                       wake_sender)
+
+    await weekly_digest()
+    scheduler = AsyncIOScheduler(job_defaults=JOB_DEFAULTS, timezone=digest.zone_of(config))
+    day, _, hhmm = config.digest.schedule.partition(" ")
+    hour, minute = hhmm.split(":")
+    scheduler.add_job(weekly_digest, CronTrigger(day_of_week=day, hour=int(hour),
+                                                 minute=int(minute),
+                                                 timezone=digest.zone_of(config)),
+                      id="weekly-digest")
+    scheduler.start()
+    return scheduler
+
+
+async def _guarded(name: str, job: Callable[[], Awaitable[bool]],
+                   wake_sender: Callable[[], None]) -> None:
+    """A job's failure is logged and retried at its next run, never the daemon's end."""
+    try:
+        if await job():
+            log.info("%s queued", name)
+            wake_sender()
+    except TransientError as e:
+        log.warning("%s: %s; next run will retry", name, e)
+    except Exception:
+        log.exception("%s failed", name)
