@@ -73,6 +73,7 @@ class PolicyConfig:
     first_response: Duration = field(default_factory=lambda: parse_duration("3 business days"))
     resolution: Duration = field(default_factory=lambda: parse_duration("30 days"))
     warn_before: Duration = field(default_factory=lambda: parse_duration("1 business day"))
+    breach_after: Duration = field(default_factory=lambda: parse_duration("1 business day"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +111,11 @@ class AuthConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class EscalationConfig:
+    interval: timedelta = timedelta(minutes=1)  # how often the deadline sweep runs
+
+
+@dataclass(frozen=True, slots=True)
 class DigestConfig:
     schedule: str = "mon 09:00"  # in the time zone of the first inbox's policy
     to: tuple[str, ...] = ()
@@ -128,6 +134,7 @@ class Config:
     staff: tuple[StaffConfig, ...]
     digest: DigestConfig
     auth: AuthConfig = AuthConfig()
+    escalation: EscalationConfig = EscalationConfig()
 
     def inbox_for(self, address: str) -> InboxConfig | None:
         """The inbox a recipient address reaches, also as `local+anything@domain`."""
@@ -203,7 +210,7 @@ def load_config(explicit: str | Path | None = None) -> Config:
 def parse_config(data: Mapping[str, Any], path: Path | None) -> Config:
     r = _Reader(path)
     top = r.table(data, "", {"storage", "smtp_in", "smtp_out", "gpg", "policy", "inbox",
-                             "staff", "digest", "auth"})
+                             "staff", "digest", "auth", "escalation"})
     d = default_config()
 
     t = r.table(top.get("storage", {}), "storage", {"database"})
@@ -269,9 +276,15 @@ def parse_config(data: Mapping[str, Any], path: Path | None) -> Config:
     auth = AuthConfig(secret_file=r.path(t, "auth.secret_file", Path("var/mailbot.secret")),
                       replay_window=_timedelta(window))
 
+    t = r.table(top.get("escalation", {}), "escalation", {"interval"})
+    interval = r.duration(t, "escalation.interval", parse_duration("1 minute"))
+    if interval.unit not in (Unit.MINUTES, Unit.HOURS):
+        r.error("escalation.interval", "use minutes or hours")
+    escalation = EscalationConfig(interval=_timedelta(interval))
+
     r.raise_if_any()
     return Config(path, storage, smtp_in, smtp_out, gpg, policies, tuple(inboxes), staff, digest,
-                  auth)
+                  auth, escalation)
 
 
 class _Reader:
@@ -364,7 +377,8 @@ class _Reader:
     def policy(self, name: str, raw: Any) -> PolicyConfig:
         k = f"policy.{name}"
         t = self.table(raw, k, {"timezone", "holidays", "workdays", "business_hours",
-                                "first_response", "resolution", "warn_before"})
+                                "first_response", "resolution", "warn_before",
+                                "breach_after"})
         base = PolicyConfig(name=name)
         tz = self.get(t, f"{k}.timezone", str, base.timezone)
         try:
@@ -397,6 +411,7 @@ class _Reader:
             first_response=self.duration(t, f"{k}.first_response", base.first_response),
             resolution=self.duration(t, f"{k}.resolution", base.resolution),
             warn_before=self.duration(t, f"{k}.warn_before", base.warn_before),
+            breach_after=self.duration(t, f"{k}.breach_after", base.breach_after),
         )
 
     def inbox(self, i: int, raw: Any, policies: Mapping[str, PolicyConfig]) -> InboxConfig | None:

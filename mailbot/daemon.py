@@ -52,7 +52,8 @@ async def run(
         server = await loop.create_server(
             make_protocol(handler, config), config.smtp_in.host, config.smtp_in.port
         )
-        scheduler = await schedule.start(config, store, pipeline.templates, clock, sender.wake)
+        scheduler = await schedule.start(config, store, pipeline.templates, clock, sender.wake,
+                                         pipeline.secret)
         port = server.sockets[0].getsockname()[1]
         log.info("listening for %s on %s:%d", config.smtp_in.protocol.upper(),
                  config.smtp_in.host, port)

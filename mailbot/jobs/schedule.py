@@ -12,11 +12,13 @@ from collections.abc import Awaitable, Callable
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
 
 from mailbot.clock import Clock
 from mailbot.config import Config
 from mailbot.errors import TransientError
 from mailbot.jobs import digest
+from mailbot.jobs.escalation import Escalator
 from mailbot.mail.render import Templates
 from mailbot.store import Store
 
@@ -27,14 +29,23 @@ JOB_DEFAULTS = {"coalesce": True, "max_instances": 1, "misfire_grace_time": 3600
 
 async def start(
     config: Config, store: Store, templates: Templates, clock: Clock,
-    wake_sender: Callable[[], None],
+    wake_sender: Callable[[], None], secret: bytes,
 ) -> AsyncIOScheduler:
     """Start the scheduler in the running loop, after catching up what fell due while down."""
+    escalator = Escalator(config, store, templates, secret, clock)
+
     async def weekly_digest() -> None:
         await _guarded("digest", lambda: digest.scheduled_run(store, config, templates, clock()),
                        wake_sender)
 
+    async def sweep() -> None:
+        async def run() -> bool:
+            return await escalator.sweep() > 0
+
+        await _guarded("escalation sweep", run, wake_sender)
+
     await weekly_digest()
+    await sweep()
     scheduler = AsyncIOScheduler(job_defaults=JOB_DEFAULTS, timezone=digest.zone_of(config))
     day, _, hhmm = config.digest.schedule.partition(" ")
     hour, minute = hhmm.split(":")
@@ -42,6 +53,8 @@ async def start(
                                                  minute=int(minute),
                                                  timezone=digest.zone_of(config)),
                       id="weekly-digest")
+    scheduler.add_job(sweep, IntervalTrigger(seconds=config.escalation.interval.total_seconds()),
+                      id="escalation-sweep")
     scheduler.start()
     return scheduler
 

@@ -224,3 +224,38 @@ async def thread_ids(db: Db, case_id: int) -> list[str]:
 async def any_before(db: Db, at: str) -> bool:
     """Whether any case was opened before `at` (an ISO moment)."""
     return await one(db, "SELECT 1 FROM cases WHERE created_at < ? LIMIT 1", (at,)) is not None
+
+
+async def due_for_escalation(db: Db, until: str) -> list[dict[str, Any]]:
+    """Open cases with a deadline not kept at or before `until`."""
+    rows = await db.execute_fetchall(
+        f"SELECT {', '.join(CASE_FIELDS)} FROM cases"
+        " WHERE state IN ('new', 'triaged', 'accepted', 'fixing')"
+        " AND ((first_responded_at IS NULL AND first_response_due <= ?) OR resolution_due <= ?)",
+        (until, until),
+    )
+    return [dict(zip(CASE_FIELDS, r, strict=True)) for r in rows]
+
+
+async def escalations_sent(db: Db, case_ids: Sequence[int]) -> set[tuple[int, str, str, str]]:
+    """(case_id, deadline, due_at, level) of the steps already sent for these cases."""
+    found: set[tuple[int, str, str, str]] = set()
+    for i in range(0, len(case_ids), 500):
+        chunk = list(case_ids[i:i + 500])
+        rows = await db.execute_fetchall(
+            "SELECT case_id, deadline, due_at, level FROM escalations WHERE case_id IN"
+            f" ({', '.join('?' * len(chunk))})", chunk)
+        found.update((int(r[0]), str(r[1]), str(r[2]), str(r[3])) for r in rows)
+    return found
+
+
+async def record_escalation(
+    db: Db, case_id: int, deadline: str, due_at: str, level: str, at: str
+) -> bool:
+    """Record a step; False when it was recorded before (it must not go twice)."""
+    cur = await db.execute(
+        "INSERT INTO escalations (case_id, deadline, due_at, level, sent_at)"
+        " VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        (case_id, deadline, due_at, level, at),
+    )
+    return cur.rowcount == 1
