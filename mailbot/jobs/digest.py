@@ -8,7 +8,7 @@ passed before it was kept.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from typing import Any
@@ -23,6 +23,7 @@ from mailbot.mail.render import Templates, long_date
 from mailbot.models import CaseState
 from mailbot.store import Store
 from mailbot.store import cases as case_q
+from mailbot.store.cases import Record
 from mailbot.triage import letters
 
 WEEK = timedelta(days=7)
@@ -93,7 +94,7 @@ def _at(value: Any) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
 
 
-def compute(inbox: str, cases: Iterable[Mapping[str, Any]], end: datetime) -> Digest:
+def compute(inbox: str, cases: Iterable[Record], end: datetime) -> Digest:
     """The digest of the week before `end` for one inbox's cases."""
     start = end - WEEK
     d = Digest(inbox, start, end)
@@ -229,7 +230,7 @@ async def build(store: Store, config: Config, end: datetime) -> list[Digest]:
     digests = []
     for inbox in config.inboxes:
         async with store.read() as db:
-            cases = await case_q.listing(db, inbox=inbox.name)
+            cases = await case_q.for_digest(db, inbox.name)
         digests.append(compute(inbox.name, cases, end))
     return digests
 

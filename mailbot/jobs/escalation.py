@@ -14,9 +14,9 @@ at once (after a long downtime) become one summary per person instead of a storm
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -27,17 +27,20 @@ from mailbot.mail.render import Templates, long_date
 from mailbot.sla import BusinessCalendar
 from mailbot.store import Db, Store
 from mailbot.store import cases as case_q
+from mailbot.store.cases import Record
 from mailbot.triage import letters
 from mailbot.triage.auth import reply_address, reply_token
 
 LEVELS = ("warning", "deadline", "breach")
 SUMMARY_THRESHOLD = 10  # more steps than this in one sweep: one summary mail per person
-MARGIN = timedelta(days=60)  # longer than any warn_before: further deadlines have no step due
+NEVER = "9999-12-31T00:00:00+00:00"  # next_escalation_at of a case with no step left
+CHUNK = 25_000  # cases per transaction when a backlog is swept
+SUMMARY_LINES = 200  # a summary lists at most this many steps, then says how many more
 
 
 @dataclass(frozen=True, slots=True)
 class Step:
-    case: Mapping[str, Any]
+    case: Record
     deadline: str  # first-response | resolution
     due: datetime
     level: str
@@ -48,10 +51,10 @@ class Step:
         return int(self.case["id"]), self.deadline, iso(self.due), self.level
 
 
-def steps_due(
-    case: Mapping[str, Any], policy: PolicyConfig, calendar: BusinessCalendar, now: datetime
+def ladder(
+    case: Record, policy: PolicyConfig, calendar: BusinessCalendar
 ) -> list[Step]:
-    """The steps of this case whose time to be sent has come (pure)."""
+    """Every step of this case's open deadlines, with the moment it is to be sent (pure)."""
     deadlines = []
     if case["first_responded_at"] is None and case["first_response_due"]:
         deadlines.append(("first-response", datetime.fromisoformat(case["first_response_due"])))
@@ -67,12 +70,11 @@ def steps_due(
         for level, moment in moments.items():
             urgent = level == "breach" and case["severity"] == "critical"
             send_at = moment if urgent else calendar.next_business_time(moment)
-            if send_at <= now:
-                steps.append(Step(case, deadline, due, level, send_at))
+            steps.append(Step(case, deadline, due, level, send_at))
     return steps
 
 
-def recipients(config: Config, inbox: InboxConfig, level: str, case: Mapping[str, Any]
+def recipients(config: Config, inbox: InboxConfig, level: str, case: Record
                ) -> list[str]:
     """Warnings to the assignee, deadlines to the leads, breaches to the managers; each falls
     back to the next group up, and last to the inbox's staff."""
@@ -104,32 +106,45 @@ class Escalator:
         }
 
     async def sweep(self) -> int:
-        """Send every step that is due and was not sent; return how many mails were queued."""
-        now = self.clock()
-        async with self.store.read() as db:
-            cases = await case_q.due_for_escalation(db, iso(now + MARGIN))
-            sent = await case_q.escalations_sent(db, [int(c["id"]) for c in cases])
-        due: list[Step] = []
-        for case in cases:
-            inbox = self.config.inbox(case["inbox"])
-            policy = self.config.policies[inbox.policy]
-            due += [s for s in steps_due(case, policy, self.calendars[policy.name], now)
-                    if s.key not in sent]
-        if not due:
-            return 0
-        async with self.store.write() as db:
-            fresh = [s for s in due if await self._record(db, s, now)]
-            if len(fresh) > SUMMARY_THRESHOLD:
-                return await self._summaries(db, fresh, now)
-            return sum([await self._notice(db, s, now) for s in fresh])
+        """Send every step that is due and was not sent; return how many mails were queued.
 
-    async def _record(self, db: Db, step: Step, now: datetime) -> bool:
-        case_id, deadline, due_at, level = step.key
-        if not await case_q.record_escalation(db, case_id, deadline, due_at, level, iso(now)):
-            return False  # another sweep sent it
-        await case_q.add_event(db, case_id, at=iso(now), actor="mailbot",
-                               action=f"escalation {level}", detail=f"{deadline} due {due_at}")
-        return True
+        Only cases whose `next_escalation_at` has come (or is not computed) are read, so a
+        sweep costs what is due, not what is open. A backlog (a first start over many cases)
+        is taken CHUNK cases at a time, to bound memory.
+        """
+        now = self.clock()
+        queued = 0
+        while True:
+            done, n = await self._sweep_chunk(now)
+            queued += n
+            if done < CHUNK:
+                return queued
+
+    async def _sweep_chunk(self, now: datetime) -> tuple[int, int]:
+        """One write transaction: what was sent is read, recorded and queued together, so
+        two sweeps can never send a step twice. Returns (cases read, mails queued)."""
+        async with self.store.write() as db:
+            cases = await case_q.due_for_escalation(db, iso(now), CHUNK)
+            if not cases:
+                return 0, 0
+            sent = await case_q.escalations_sent(db, [int(c["id"]) for c in cases])
+            due: list[Step] = []
+            moments: list[tuple[str, int]] = []
+            for case in cases:
+                inbox = self.config.inbox(case["inbox"])
+                policy = self.config.policies[inbox.policy]
+                steps = [s for s in ladder(case, policy, self.calendars[policy.name])
+                         if s.key not in sent]
+                due += [s for s in steps if s.send_at <= now]
+                later = [s.send_at for s in steps if s.send_at > now]
+                moments.append((iso(min(later)) if later else NEVER, int(case["id"])))
+            await case_q.set_next_escalations(db, moments)
+            if not due:
+                return len(cases), 0
+            await case_q.record_escalations(db, [s.key for s in due], iso(now))
+            if len(due) > SUMMARY_THRESHOLD:
+                return len(cases), await self._summaries(db, due, now)
+            return len(cases), sum([await self._notice(db, s, now) for s in due])
 
     async def _notice(self, db: Db, step: Step, now: datetime) -> int:
         case = step.case
@@ -172,7 +187,8 @@ class Escalator:
         queued = 0
         for address, mine in per_person.items():
             text = self.templates.render_file(
-                "escalation-summary.en.txt", steps=mine, zone=zone, long_date=_long_date(zone))
+                "escalation-summary.en.txt", steps=mine[:SUMMARY_LINES], total=len(mine),
+                zone=zone, long_date=_long_date(zone))
             mail = Outgoing(
                 sender=inbox.address, sender_name=f"mailbot {inbox.name}", to=[address],
                 subject=f"{len(mine)} promises need attention", text=text,
@@ -180,7 +196,10 @@ class Escalator:
                 headers={"Auto-Submitted": "auto-generated", "X-Loop": inbox.address,
                          "X-Mailbot-Kind": "escalation-summary"},
             )
-            q = await letters.queue(db, purpose=f"escalation-summary:{iso(now)}:{address.lower()}",
+            # Unique per chunk too: a later chunk's summary must not be taken for this one.
+            chunk = min(int(s.case["id"]) for s in steps)
+            q = await letters.queue(db, purpose=f"escalation-summary:{iso(now)}:{chunk}:"
+                                    f"{address.lower()}",
                                     case_id=None, kind="notification", mail=mail,
                                     envelope_from=inbox.address, at=now)
             queued += q.outbox_id is not None

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from mailbot.store.db import Db, one
 
@@ -196,7 +197,8 @@ async def events(db: Db, case_id: int) -> list[dict[str, Any]]:
     return [dict(zip(_EVENT_FIELDS, r, strict=True)) for r in rows]
 
 
-_UPDATABLE = frozenset(CASE_FIELDS) - {"id", "ref", "inbox", "created_at"}
+_UPDATABLE = frozenset(CASE_FIELDS) - {"id", "ref", "inbox", "created_at"} | {
+    "next_escalation_at"}
 
 
 async def update(db: Db, case_id: int, fields: Mapping[str, Any]) -> None:
@@ -226,15 +228,37 @@ async def any_before(db: Db, at: str) -> bool:
     return await one(db, "SELECT 1 FROM cases WHERE created_at < ? LIMIT 1", (at,)) is not None
 
 
-async def due_for_escalation(db: Db, until: str) -> list[dict[str, Any]]:
-    """Open cases with a deadline not kept at or before `until`."""
-    rows = await db.execute_fetchall(
-        f"SELECT {', '.join(CASE_FIELDS)} FROM cases"
-        " WHERE state IN ('new', 'triaged', 'accepted', 'fixing')"
-        " AND ((first_responded_at IS NULL AND first_response_due <= ?) OR resolution_due <= ?)",
-        (until, until),
-    )
-    return [dict(zip(CASE_FIELDS, r, strict=True)) for r in rows]
+class Record(Protocol):
+    """A case read by column name: a dict, or a sqlite3.Row."""
+
+    def __getitem__(self, key: str) -> Any: ...
+
+
+# What the sweep and the digest read of a case: a tenth of its size, for 100,000 at once.
+SCHEDULE_FIELDS = ("id", "ref", "inbox", "state", "severity", "assignee", "subject",
+                   "created_at", "first_response_due", "first_responded_at", "resolution_due",
+                   "resolved_at")
+
+
+async def due_for_escalation(db: Db, now: str, limit: int) -> list[sqlite3.Row]:
+    """Open cases whose next escalation step is due, or not computed yet. Rows (read by
+    column name) rather than dicts: a backlog of 100,000 must fit in little memory."""
+    return list(await db.execute_fetchall(
+        f"SELECT {', '.join(SCHEDULE_FIELDS)} FROM cases"
+        " WHERE (next_escalation_at IS NULL OR next_escalation_at <= ?)"
+        " AND state IN ('new', 'triaged', 'accepted', 'fixing') LIMIT ?",
+        (now, limit),
+    ))
+
+
+async def for_digest(db: Db, inbox: str) -> list[sqlite3.Row]:
+    return list(await db.execute_fetchall(
+        f"SELECT {', '.join(SCHEDULE_FIELDS)} FROM cases WHERE inbox = ?", (inbox,)))
+
+
+async def set_next_escalations(db: Db, moments: Sequence[tuple[str, int]]) -> None:
+    """(moment, case_id) pairs: when each case's next step falls due."""
+    await db.executemany("UPDATE cases SET next_escalation_at = ? WHERE id = ?", moments)
 
 
 async def escalations_sent(db: Db, case_ids: Sequence[int]) -> set[tuple[int, str, str, str]]:
@@ -249,13 +273,17 @@ async def escalations_sent(db: Db, case_ids: Sequence[int]) -> set[tuple[int, st
     return found
 
 
-async def record_escalation(
-    db: Db, case_id: int, deadline: str, due_at: str, level: str, at: str
-) -> bool:
-    """Record a step; False when it was recorded before (it must not go twice)."""
-    cur = await db.execute(
-        "INSERT INTO escalations (case_id, deadline, due_at, level, sent_at)"
-        " VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-        (case_id, deadline, due_at, level, at),
+async def record_escalations(
+    db: Db, steps: Sequence[tuple[int, str, str, str]], at: str
+) -> None:
+    """Record steps (case_id, deadline, due_at, level) as sent, each with an audit event.
+    The caller read `escalations_sent` in the same write transaction: none is recorded yet."""
+    await db.executemany(
+        "INSERT INTO escalations (case_id, deadline, due_at, level, sent_at) VALUES (?,?,?,?,?)",
+        [(*s, at) for s in steps],
     )
-    return cur.rowcount == 1
+    await db.executemany(
+        "INSERT INTO events (case_id, at, actor, action, detail) VALUES (?, ?, 'mailbot', ?, ?)",
+        [(case_id, at, f"escalation {level}", f"{deadline} due {due_at}")
+         for case_id, deadline, due_at, level in steps],
+    )

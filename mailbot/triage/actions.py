@@ -122,6 +122,8 @@ async def apply(
     if (result.reply_text or result.reporter_news) and not case["first_responded_at"]:
         # The first staff word that reaches the reporter keeps the first-response promise.
         fields["first_responded_at"] = iso(at)
+    if fields.keys() & {"state", "resolution_due", "first_responded_at"}:
+        fields["next_escalation_at"] = None  # the escalation sweep computes it anew
     if fields:
         fields["updated_at"] = iso(at)
         await case_q.update(db, case_id, fields)

@@ -173,3 +173,23 @@ async def test_a_week_away_sends_one_summary_per_person(
         rows = await db.execute_fetchall("SELECT count(*) FROM escalations")
     assert next(iter(rows))[0] == 18
     assert await at(e, clock, 2027, 1, 20, 11, 0) == 0
+
+
+async def test_backlog_in_chunks_announces_every_step(
+    store: Store, escalator: tuple[Escalator, Clock], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A backlog swept in several transactions: every recorded step is in some mail."""
+    monkeypatch.setattr("mailbot.jobs.escalation.CHUNK", 2)
+    e, clock = escalator
+    for n in range(1, 6):
+        await open_case(store, ref=f"SEC-2026-{n:04d}")
+    await at(e, clock, 2027, 1, 20, 10, 0)
+    async with store.read() as db:
+        steps = next(iter(await db.execute_fetchall("SELECT count(*) FROM escalations")))[0]
+        mails = [r[0] for r in await db.execute_fetchall("SELECT raw FROM outbox")]
+    assert steps == 30  # 5 cases x 2 deadlines x 3 levels
+    text = b"".join(mails).decode("utf-8", "replace")
+    for n in range(1, 6):
+        assert f"SEC-2026-{n:04d}" in text
+    # chunks of 2, 2, 1 cases: two summaries each to 3 people, then 6 single notices x people
+    assert sum("summary" in m.decode() for m in mails) == 6
