@@ -162,6 +162,14 @@ class BusinessCalendar:
                 return self.end_of_day(day)
         raise AssertionError(duration)
 
+    def business_days_between(self, start: datetime, end: datetime) -> int:
+        """Business days d with start's local day < d <= end's local day."""
+        day, last, count = self.local(start).date(), self.local(end).date(), 0
+        while day < last:
+            day += timedelta(days=1)
+            count += self.is_business_day(day)
+        return count
+
     def next_business_time(self, moment: datetime) -> datetime:
         """`moment` if it falls in business hours of a business day, else when they next start."""
         local = self.local(moment)

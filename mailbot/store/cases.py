@@ -14,7 +14,7 @@ CASE_FIELDS = (
     "id", "ref", "inbox", "state", "severity", "cvss_vector", "reporter", "reporter_name",
     "subject", "language", "assignee", "created_at", "updated_at", "first_response_due",
     "first_responded_at", "resolution_due", "resolved_at", "cve", "bounty", "disclose_on",
-    "credit", "duplicate_of",
+    "credit", "duplicate_of", "paused_at", "paused_from",
 )
 
 

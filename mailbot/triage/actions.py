@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 from mailbot.clock import iso
 from mailbot.errors import CommandError
 from mailbot.models import CaseState
+from mailbot.sla import BusinessCalendar, Duration, Unit
 from mailbot.store import Db
 from mailbot.store import cases as case_q
 from mailbot.triage.commands import Command, Parsed
@@ -60,10 +61,30 @@ async def check(db: Db, case: Mapping[str, Any], parsed: Parsed) -> list[Command
     return errors
 
 
+def resume(case: Mapping[str, Any], calendar: BusinessCalendar, at: datetime) -> dict[str, Any]:
+    """Leaving needs-info: the clocks resume, each open deadline moved by the business days
+    the case waited on the reporter."""
+    fields: dict[str, Any] = {"paused_at": None, "paused_from": None, "next_escalation_at": None}
+    if not case["paused_at"]:
+        return fields
+    waited = calendar.business_days_between(datetime.fromisoformat(case["paused_at"]), at)
+    if waited:
+        later = Duration(waited, Unit.BUSINESS_DAYS)
+        if case["first_response_due"] and not case["first_responded_at"]:
+            fields["first_response_due"] = iso(calendar.add(
+                datetime.fromisoformat(case["first_response_due"]), later))
+        if case["resolution_due"]:
+            fields["resolution_due"] = iso(calendar.add(
+                datetime.fromisoformat(case["resolution_due"]), later))
+    return fields
+
+
 async def apply(
-    db: Db, case: Mapping[str, Any], parsed: Parsed, *, actor: str, at: datetime, zone: str
+    db: Db, case: Mapping[str, Any], parsed: Parsed, *, actor: str, at: datetime,
+    calendar: BusinessCalendar,
 ) -> Applied:
     """Apply every command; the caller has run `check` and holds the transaction."""
+    zone = calendar.timezone.key
     result = Applied()
     fields: dict[str, Any] = {}
     case_id = int(case["id"])
@@ -119,6 +140,14 @@ async def apply(
                                    "reporter")
             case "note":
                 result.done.append(f"line {c.line}: #note: the text below is an internal note")
+    new_state = fields.get("state")
+    if new_state == CaseState.NEEDS_INFO and case["state"] != CaseState.NEEDS_INFO:
+        fields |= {"paused_at": iso(at), "paused_from": case["state"]}
+    elif new_state and case["state"] == CaseState.NEEDS_INFO:
+        moved = resume(case, calendar, at)
+        if "resolution_due" in fields:  # a #due in the same mail is the new date as given
+            moved.pop("resolution_due", None)
+        fields |= moved
     if (result.reply_text or result.reporter_news) and not case["first_responded_at"]:
         # The first staff word that reaches the reporter keeps the first-response promise.
         fields["first_responded_at"] = iso(at)

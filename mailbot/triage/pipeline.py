@@ -21,7 +21,7 @@ from mailbot.keyfile import load_or_create_secret
 from mailbot.mail.parse import parse
 from mailbot.mail.quotes import new_text
 from mailbot.mail.render import LANGUAGES, Templates
-from mailbot.models import Disposition, InboundStatus, ParsedMail
+from mailbot.models import CaseState, Disposition, InboundStatus, ParsedMail
 from mailbot.sla import BusinessCalendar, deadlines
 from mailbot.store import Db, Store
 from mailbot.store import cases as case_q
@@ -280,6 +280,8 @@ class Pipeline:
             action=decision.kind, detail=decision.reason,
         )
         await case_q.touch(db, case_id, iso(now))
+        if decision.kind == "follow-up" and decision.case["state"] == CaseState.NEEDS_INFO:
+            await self._resume(db, row, decision.case, mail, now)
         notified = 0
         if decision.kind == "staff":
             notified = await self._staff_mail(db, row, mail, decision.case, now)
@@ -290,6 +292,17 @@ class Pipeline:
                                           decision.kind, now)
         log.info("inbound %d %s: %s on %s", row.id, mail.message_id, decision.kind, ref)
         return ref, notified
+
+    async def _resume(self, db: Db, row: InboundRow, case: Mapping[str, Any],
+                      mail: ParsedMail, now: datetime) -> None:
+        """The reporter answered: back to the state before needs-info, clocks resumed."""
+        policy = self._policy(self._inbox(row))
+        back = case["paused_from"] or CaseState.TRIAGED.value
+        fields = actions.resume(case, self.calendars[policy.name], now)
+        await case_q.update(db, int(case["id"]), {**fields, "state": back})
+        await case_q.add_event(db, int(case["id"]), at=iso(now), actor=mail.from_addr,
+                               action="status", old=CaseState.NEEDS_INFO.value, new=back,
+                               detail="the reporter answered: clocks resumed")
 
     async def _staff_mail(
         self, db: Db, row: InboundRow, mail: ParsedMail, case: Mapping[str, Any], now: datetime
@@ -311,7 +324,7 @@ class Pipeline:
         queued = 0
         if not errors:
             applied = await actions.apply(db, case, parsed, actor=mail.from_addr, at=now,
-                                          zone=policy.timezone)
+                                          calendar=self.calendars[policy.name])
             done = applied.done
             if applied.reply_text or applied.reporter_news:
                 thread = await case_q.thread_ids(db, int(case["id"]))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime
 
@@ -185,3 +186,25 @@ async def test_commands_above_each_clients_quote(bot: Bot, sink: Sink, style: st
     body = update.msg.get_content()
     assert "We are on it." in body
     assert "New report" not in body and "Nieuwe melding" not in body
+
+
+async def test_needs_info_pause_moves_the_deadlines(bot: Bot, sink: Sink) -> None:
+    """Waiting 3 business days on the reporter moves both deadlines by 3 business days."""
+    note = await notified(bot, sink)
+    # No #reply: a question sent to the reporter would itself be the first response.
+    await bot.send(staff_reply(note, "#status needs-info"), to=[str(note["Reply-To"])])
+    await transcript_for(sink)
+    paused = await case(bot)
+    assert paused["state"] == "needs-info" and paused["paused_at"] is not None
+    bot.clock.advance(timedelta(days=5))  # Fri 18 Dec evening -> Wed 23 Dec evening
+    answer = report(subject="Re: [SEC-2026-0001] XSS in /search", body="Version 2.3.\n",
+                    message_id="<answer@example.net>")
+    await bot.send(answer)
+    async with asyncio.timeout(10):
+        while (c := await case(bot))["state"] == "needs-info":
+            await asyncio.sleep(0.05)
+    assert c["state"] == "new"  # back where it was before the question
+    # Mon 21, Tue 22, Wed 23 waited; Thu 24, Mon 28, Tue 29 (25, 26 holidays, 27 Sunday)
+    assert c["first_response_due"] == "2026-12-29T22:59:59+00:00"
+    assert c["resolution_due"] == "2027-01-20T22:59:59+00:00"
+    assert c["paused_at"] is None
