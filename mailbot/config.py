@@ -74,6 +74,7 @@ class PolicyConfig:
     resolution: Duration = field(default_factory=lambda: parse_duration("30 days"))
     warn_before: Duration = field(default_factory=lambda: parse_duration("1 business day"))
     breach_after: Duration = field(default_factory=lambda: parse_duration("1 business day"))
+    update_every: Duration | None = None  # the reporter hears from us at least this often
 
 
 @dataclass(frozen=True, slots=True)
@@ -378,7 +379,7 @@ class _Reader:
         k = f"policy.{name}"
         t = self.table(raw, k, {"timezone", "holidays", "workdays", "business_hours",
                                 "first_response", "resolution", "warn_before",
-                                "breach_after"})
+                                "breach_after", "update_every"})
         base = PolicyConfig(name=name)
         tz = self.get(t, f"{k}.timezone", str, base.timezone)
         try:
@@ -412,6 +413,8 @@ class _Reader:
             resolution=self.duration(t, f"{k}.resolution", base.resolution),
             warn_before=self.duration(t, f"{k}.warn_before", base.warn_before),
             breach_after=self.duration(t, f"{k}.breach_after", base.breach_after),
+            update_every=(self.duration(t, f"{k}.update_every", parse_duration("14 days"))
+                          if "update_every" in t else None),
         )
 
     def inbox(self, i: int, raw: Any, policies: Mapping[str, PolicyConfig]) -> InboxConfig | None:

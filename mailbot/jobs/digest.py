@@ -21,6 +21,7 @@ from mailbot.config import Config
 from mailbot.mail.compose import Outgoing, make_message_id
 from mailbot.mail.render import Templates, long_date
 from mailbot.models import CaseState
+from mailbot.sla import Unit
 from mailbot.store import Store
 from mailbot.store import cases as case_q
 from mailbot.store.cases import Record
@@ -64,6 +65,7 @@ class Digest:
     due_soon: list[Line] = field(default_factory=list)
     broken_this_week: list[Line] = field(default_factory=list)
     still_broken: list[Line] = field(default_factory=list)
+    silent: list[Line] = field(default_factory=list)  # no update to the reporter in the cadence
     weeks: list[Week] = field(default_factory=list)  # oldest first, the last is this week
     median_first_response: timedelta | None = None
     median_resolution: timedelta | None = None
@@ -94,8 +96,10 @@ def _at(value: Any) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
 
 
-def compute(inbox: str, cases: Iterable[Record], end: datetime) -> Digest:
-    """The digest of the week before `end` for one inbox's cases."""
+def compute(inbox: str, cases: Iterable[Record], end: datetime,
+            cadence: timedelta | None = None) -> Digest:
+    """The digest of the week before `end` for one inbox's cases; `cadence`: how often the
+    policy promises the reporter an update."""
     start = end - WEEK
     d = Digest(inbox, start, end)
     first_waits, resolve_waits = [], []
@@ -135,6 +139,10 @@ def compute(inbox: str, cases: Iterable[Record], end: datetime) -> Digest:
             continue
         d.open_by_state[state.value] += 1
         d.open_by_severity[c["severity"] or "unrated"] += 1
+        last = _at(c["last_reporter_update_at"])
+        if cadence and last and last < end - cadence and state is not CaseState.NEEDS_INFO:
+            d.silent.append(Line(line.ref, line.subject, line.state, line.severity,
+                                 "last update", last))
         for what, due, kept in (("first response", first_due, responded),
                                 ("resolution", resolution_due, None)):
             if due is None or kept is not None:
@@ -149,7 +157,7 @@ def compute(inbox: str, cases: Iterable[Record], end: datetime) -> Digest:
     d.weeks = [Week(ws, *t) for ws, t in zip(week_starts, tallies, strict=True)]
     d.median_first_response = _median(first_waits)
     d.median_resolution = _median(resolve_waits)
-    for lines in (d.due_soon, d.broken_this_week, d.still_broken):
+    for lines in (d.due_soon, d.broken_this_week, d.still_broken, d.silent):
         lines.sort(key=lambda x: x.when or end)
     return d
 
@@ -187,6 +195,7 @@ LABELS: dict[str, dict[str, str]] = {
         "median_first": "Median time to first response",
         "median_resolution": "Median time to resolution", "none": "none",
         "chart": "New and closed cases, last 12 weeks",
+        "silent": "No update to the reporter within the promised cadence",
     },
     "nl": {
         "title": "Weekoverzicht", "week": "Week", "new": "Nieuwe zaken", "closed": "Afgesloten",
@@ -197,6 +206,7 @@ LABELS: dict[str, dict[str, str]] = {
         "median_first": "Mediane tijd tot eerste reactie",
         "median_resolution": "Mediane tijd tot oplossing", "none": "geen",
         "chart": "Nieuwe en afgesloten zaken, laatste 12 weken",
+        "silent": "Melder niet binnen de beloofde termijn bijgepraat",
     },
 }
 
@@ -231,7 +241,12 @@ async def build(store: Store, config: Config, end: datetime) -> list[Digest]:
     for inbox in config.inboxes:
         async with store.read() as db:
             cases = await case_q.for_digest(db, inbox.name)
-        digests.append(compute(inbox.name, cases, end))
+        every = config.policies[inbox.policy].update_every
+        cadence = None
+        if every is not None:  # business days count as calendar days here: a digest, not a clock
+            per_day = {Unit.MINUTES: 1 / 1440, Unit.HOURS: 1 / 24, Unit.WEEKS: 7.0}
+            cadence = timedelta(days=every.amount * per_day.get(every.unit, 1.0))
+        digests.append(compute(inbox.name, cases, end, cadence))
     return digests
 
 

@@ -60,6 +60,9 @@ def ladder(
         deadlines.append(("first-response", datetime.fromisoformat(case["first_response_due"])))
     if case["resolution_due"]:
         deadlines.append(("resolution", datetime.fromisoformat(case["resolution_due"])))
+    if policy.update_every and case["last_reporter_update_at"]:
+        last = datetime.fromisoformat(case["last_reporter_update_at"])
+        deadlines.append(("reporter-update", calendar.add(last, policy.update_every)))
     steps = []
     for deadline, due in deadlines:
         moments = {

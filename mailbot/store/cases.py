@@ -14,7 +14,7 @@ CASE_FIELDS = (
     "id", "ref", "inbox", "state", "severity", "cvss_vector", "reporter", "reporter_name",
     "subject", "language", "assignee", "created_at", "updated_at", "first_response_due",
     "first_responded_at", "resolution_due", "resolved_at", "cve", "bounty", "disclose_on",
-    "credit", "duplicate_of", "paused_at", "paused_from",
+    "credit", "duplicate_of", "paused_at", "paused_from", "last_reporter_update_at",
 )
 
 
@@ -49,10 +49,11 @@ async def open_case(db: Db, case: NewCase) -> tuple[int, str]:
     row = await one(
         db,
         "INSERT INTO cases (ref, inbox, reporter, reporter_name, subject, language, created_at,"
-        " updated_at, first_response_due, resolution_due) VALUES (?,?,?,?,?,?,?,?,?,?)"
-        " RETURNING id",
+        " updated_at, first_response_due, resolution_due, last_reporter_update_at)"
+        " VALUES (?,?,?,?,?,?,?,?,?,?,?) RETURNING id",
         (ref, case.inbox, case.reporter, case.reporter_name, case.subject, case.language,
-         case.created_at, case.created_at, case.first_response_due, case.resolution_due),
+         case.created_at, case.created_at, case.first_response_due, case.resolution_due,
+         case.created_at),  # the acknowledgement is the reporter's first update
     )
     assert row is not None
     return int(row[0]), ref
@@ -237,7 +238,7 @@ class Record(Protocol):
 # What the sweep and the digest read of a case: a tenth of its size, for 100,000 at once.
 SCHEDULE_FIELDS = ("id", "ref", "inbox", "state", "severity", "assignee", "subject",
                    "created_at", "first_response_due", "first_responded_at", "resolution_due",
-                   "resolved_at")
+                   "resolved_at", "last_reporter_update_at")
 
 
 async def due_for_escalation(db: Db, now: str, limit: int) -> list[sqlite3.Row]:

@@ -148,9 +148,12 @@ async def apply(
         if "resolution_due" in fields:  # a #due in the same mail is the new date as given
             moved.pop("resolution_due", None)
         fields |= moved
-    if (result.reply_text or result.reporter_news) and not case["first_responded_at"]:
-        # The first staff word that reaches the reporter keeps the first-response promise.
-        fields["first_responded_at"] = iso(at)
+    if result.reply_text or result.reporter_news:
+        fields["last_reporter_update_at"] = iso(at)
+        fields["next_escalation_at"] = None  # the update cadence starts again
+        if not case["first_responded_at"]:
+            # The first staff word that reaches the reporter keeps the first-response promise.
+            fields["first_responded_at"] = iso(at)
     if fields.keys() & {"state", "resolution_due", "first_responded_at"}:
         fields["next_escalation_at"] = None  # the escalation sweep computes it anew
     if fields:

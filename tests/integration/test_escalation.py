@@ -193,3 +193,31 @@ async def test_backlog_in_chunks_announces_every_step(
         assert f"SEC-2026-{n:04d}" in text
     # chunks of 2, 2, 1 cases: two summaries each to 3 people, then 6 single notices x people
     assert sum("summary" in m.decode() for m in mails) == 6
+
+
+async def test_reporter_update_cadence(write_config: Callable[..., Path]) -> None:
+    """With "update the reporter every 14 days", silence is escalated like a deadline, and an
+    update to the reporter starts the cadence again."""
+    path = write_config()
+    path.write_text(path.read_text().replace(
+        'warn_before = "1 business day"', 'warn_before = "1 business day"\n'
+        'update_every = "14 days"'))
+    config = load_config(path)
+    store = await Store.open(config.storage.database)
+    try:
+        clock = Clock()
+        e = Escalator(config, store, Templates(), b"s" * 32, clock)
+        case_id = await open_case(store, resolution_due=datetime(2027, 3, 1, tzinfo=AMS))
+        async with store.write() as db:
+            await case_q.update(db, case_id, {"first_responded_at": OPENED,
+                                              "last_reporter_update_at": OPENED})
+        # 14 days after Fri 18 Dec ends Fri 1 Jan (a holiday): warning and deadline wait
+        # for business hours, Mon 4 Jan 09:00.
+        assert await at(e, clock, 2026, 12, 31, 12, 0) == 0
+        assert await at(e, clock, 2027, 1, 4, 9, 0) == 3  # warning to 2 staff, deadline to lead
+        async with store.write() as db:  # a #reply to the reporter on Mon 4 Jan
+            await case_q.update(db, case_id, {"last_reporter_update_at": iso(clock.now),
+                                              "next_escalation_at": None})
+        assert await at(e, clock, 2027, 1, 5, 9, 0) == 0  # no breach: the cadence restarted
+    finally:
+        await store.close()

@@ -23,7 +23,7 @@ def case(ref: str, **fields: object) -> dict[str, object]:
     base: dict[str, object] = dict(
         ref=ref, subject=f"subject {ref}", state="new", severity=None, created_at=at(1),
         first_response_due=at(-2), first_responded_at=None, resolution_due=at(-29),
-        resolved_at=None,
+        resolved_at=None, last_reporter_update_at=at(1),
     )
     base.update(fields)
     return base
@@ -100,3 +100,12 @@ def test_dutch_digest() -> None:
 def test_last_scheduled(now: datetime, expected: datetime) -> None:
     """The period ends at the latest "mon 09:00" local time at or before now."""
     assert last_scheduled(now, "mon 09:00", "Europe/Amsterdam") == expected
+
+
+def test_cases_without_a_reporter_update_in_the_cadence() -> None:
+    """Open cases whose reporter heard nothing for longer than the cadence are listed."""
+    quiet = case("Q", created_at=at(30), first_responded_at=at(29), state="fixing",
+                 last_reporter_update_at=at(20))
+    waiting = case("W", created_at=at(30), state="needs-info", last_reporter_update_at=at(20))
+    d = compute("security", [*CASES, quiet, waiting], END, cadence=timedelta(days=14))
+    assert [(c.ref, c.note) for c in d.silent] == [("Q", "last update")]
