@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -221,3 +221,14 @@ async def test_reporter_update_cadence(write_config: Callable[..., Path]) -> Non
         assert await at(e, clock, 2027, 1, 5, 9, 0) == 0  # no breach: the cadence restarted
     finally:
         await store.close()
+
+
+async def test_dst_week(store: Store, escalator: tuple[Escalator, Clock]) -> None:
+    """Across the end of summer time the warning still goes at 09:00 local (08:00 UTC)."""
+    e, clock = escalator
+    await open_case(store, first_due=datetime(2026, 10, 28, 23, 59, 59, tzinfo=AMS),
+                    resolution_due=datetime(2026, 11, 22, 23, 59, 59, tzinfo=AMS))
+    clock.now = datetime(2026, 10, 28, 7, 59, tzinfo=UTC)
+    assert await e.sweep() == 0
+    clock.now = datetime(2026, 10, 28, 8, 0, tzinfo=UTC)
+    assert await e.sweep() == 3
