@@ -13,6 +13,7 @@ at once (after a long downtime) become one summary per person instead of a storm
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -131,16 +132,9 @@ class Escalator:
             if not cases:
                 return 0, 0
             sent = await case_q.escalations_sent(db, [int(c["id"]) for c in cases])
-            due: list[Step] = []
-            moments: list[tuple[str, int]] = []
-            for case in cases:
-                inbox = self.config.inbox(case["inbox"])
-                policy = self.config.policies[inbox.policy]
-                steps = [s for s in ladder(case, policy, self.calendars[policy.name])
-                         if s.key not in sent]
-                due += [s for s in steps if s.send_at <= now]
-                later = [s.send_at for s in steps if s.send_at > now]
-                moments.append((iso(min(later)) if later else NEVER, int(case["id"])))
+            # The calendar arithmetic of a backlog takes a while: a thread keeps the event
+            # loop answering SMTP clients meanwhile.
+            due, moments = await asyncio.to_thread(self._plan, cases, sent, now)
             await case_q.set_next_escalations(db, moments)
             if not due:
                 return len(cases), 0
@@ -148,6 +142,21 @@ class Escalator:
             if len(due) > SUMMARY_THRESHOLD:
                 return len(cases), await self._summaries(db, due, now)
             return len(cases), sum([await self._notice(db, s, now) for s in due])
+
+    def _plan(self, cases: Sequence[Record], sent: set[tuple[int, str, str, str]],
+              now: datetime) -> tuple[list[Step], list[tuple[str, int]]]:
+        """The steps due now, and each case's next moment (pure)."""
+        due: list[Step] = []
+        moments: list[tuple[str, int]] = []
+        for case in cases:
+            inbox = self.config.inbox(case["inbox"])
+            policy = self.config.policies[inbox.policy]
+            steps = [s for s in ladder(case, policy, self.calendars[policy.name])
+                     if s.key not in sent]
+            due += [s for s in steps if s.send_at <= now]
+            later = [s.send_at for s in steps if s.send_at > now]
+            moments.append((iso(min(later)) if later else NEVER, int(case["id"])))
+        return due, moments
 
     async def _notice(self, db: Db, step: Step, now: datetime) -> int:
         case = step.case
