@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 # Test-only: a worker that never starts, so a crash test can kill the daemon between
 # intake and processing.
 PAUSE_ENV = "MAILBOT_TEST_PAUSE_WORKER"
-BATCH = 20  # rows read per query; each is still processed in its own transaction
+BATCH = 20  # rows per batch: one transaction for all (pipeline.process_batch) under load
 
 
 class Worker:
