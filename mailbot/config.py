@@ -112,6 +112,13 @@ class AuthConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class LimitsConfig:
+    # Beyond this many new cases from one sender within an hour, their cases are still
+    # opened, but neither acknowledged nor announced to staff one by one (a flood, a loop).
+    acks_per_sender_per_hour: int = 10
+
+
+@dataclass(frozen=True, slots=True)
 class EscalationConfig:
     interval: timedelta = timedelta(minutes=1)  # how often the deadline sweep runs
 
@@ -136,6 +143,7 @@ class Config:
     digest: DigestConfig
     auth: AuthConfig = AuthConfig()
     escalation: EscalationConfig = EscalationConfig()
+    limits: LimitsConfig = LimitsConfig()
 
     def inbox_for(self, address: str) -> InboxConfig | None:
         """The inbox a recipient address reaches, also as `local+anything@domain`."""
@@ -211,7 +219,7 @@ def load_config(explicit: str | Path | None = None) -> Config:
 def parse_config(data: Mapping[str, Any], path: Path | None) -> Config:
     r = _Reader(path)
     top = r.table(data, "", {"storage", "smtp_in", "smtp_out", "gpg", "policy", "inbox",
-                             "staff", "digest", "auth", "escalation"})
+                             "staff", "digest", "auth", "escalation", "limits"})
     d = default_config()
 
     t = r.table(top.get("storage", {}), "storage", {"database"})
@@ -283,9 +291,15 @@ def parse_config(data: Mapping[str, Any], path: Path | None) -> Config:
         r.error("escalation.interval", "use minutes or hours")
     escalation = EscalationConfig(interval=_timedelta(interval))
 
+    t = r.table(top.get("limits", {}), "limits", {"acks_per_sender_per_hour"})
+    per_hour = r.get(t, "limits.acks_per_sender_per_hour", int, 10)
+    if per_hour < 1:
+        r.error("limits.acks_per_sender_per_hour", "must be at least 1")
+    limits = LimitsConfig(acks_per_sender_per_hour=per_hour)
+
     r.raise_if_any()
     return Config(path, storage, smtp_in, smtp_out, gpg, policies, tuple(inboxes), staff, digest,
-                  auth, escalation)
+                  auth, escalation, limits)
 
 
 class _Reader:

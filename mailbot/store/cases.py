@@ -288,3 +288,10 @@ async def record_escalations(
         [(case_id, at, f"escalation {level}", f"{deadline} due {due_at}")
          for case_id, deadline, due_at, level in steps],
     )
+
+
+async def opened_by_since(db: Db, reporter: str, since: str) -> int:
+    """How many cases this reporter opened since `since`."""
+    row = await one(db, "SELECT count(*) FROM cases WHERE reporter = ? AND created_at >= ?",
+                    (reporter, since))
+    return int(row[0]) if row else 0

@@ -11,7 +11,7 @@ import asyncio
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from mailbot.clock import Clock, iso
@@ -248,6 +248,16 @@ class Pipeline:
             db, case_id, at=iso(now), actor=mail.from_addr, action="opened", new=ref,
             detail=f"first response due {iso(due.first_response_due)}",
         )
+        recent = await case_q.opened_by_since(db, mail.from_addr,
+                                              iso(received - timedelta(hours=1)))
+        if recent > self.config.limits.acks_per_sender_per_hour:
+            # A flood or a loop: the case is kept and threaded, nothing is sent for it.
+            await case_q.add_event(
+                db, case_id, at=iso(now), actor="mailbot", action="acknowledgement withheld",
+                detail=f"{recent} cases from this sender in the last hour")
+            log.warning("inbound %d: %s opened %s; ack withheld (%d cases in an hour)",
+                        row.id, mail.from_addr, ref, recent)
+            return case_id, ref, 0
         ack = letters.acknowledgement(
             self.templates, inbox, policy,
             letters.AckFacts(

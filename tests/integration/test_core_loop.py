@@ -342,3 +342,25 @@ async def test_lmtp_answers_once_per_recipient(
         await say("QUIT", "221")
         writer.close()
         await sink.wait_for(1)
+
+
+async def test_flood_from_one_sender_gets_few_acks(
+    sink: Sink, write_config: Callable[..., Path]
+) -> None:
+    """Past acks_per_sender_per_hour, a sender's mails still open cases but get no ack."""
+    path = write_config(sink.port)
+    path.write_text(path.read_text() + "\n[limits]\nacks_per_sender_per_hour = 3\n")
+    async with running_bot(load_config(path), MovingClock(FRIDAY_EVENING)) as bot:
+        for i in range(6):
+            await bot.send(report(subject=f"finding {i}", message_id=f"<flood{i}@example.net>"))
+        await wait_until(lambda: inbound_settled(bot))
+        await sink.wait_for(3)
+        await asyncio.sleep(0.5)
+        store = await bot.open_store()
+        async with store.read() as db:
+            cases = await case_q.listing(db)
+            withheld = [e for c in cases for e in await case_q.events(db, c["id"])
+                        if e["action"] == "acknowledgement withheld"]
+    assert len(cases) == 6
+    assert len(sink.to("researcher@example.net")) == 3
+    assert len(withheld) == 3
