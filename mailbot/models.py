@@ -26,11 +26,6 @@ class InboundStatus(StrEnum):
     QUARANTINED = "quarantined"
 
 
-class Direction(StrEnum):
-    IN = "in"
-    OUT = "out"
-
-
 class Disposition(StrEnum):
     """What the pipeline decided to do with one mail."""
 

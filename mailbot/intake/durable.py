@@ -1,8 +1,9 @@
 """The one way raw mail enters the database, shared by every source.
 
-A source calls `accept` and acknowledges its sender only after it returns: the row is
-committed (synchronous=FULL) by then. A redelivery of the same bytes is recognised by
-digest (or by the source's own reference, e.g. an IMAP UID) and stored once.
+A source calls `accept_many` (or `GroupCommit.accept`) and acknowledges its sender only
+after it returns: the row is committed (synchronous=FULL) by then. A redelivery of the same
+bytes is recognised by digest (or by the source's own reference, e.g. an IMAP UID) and
+stored once.
 """
 
 from __future__ import annotations
@@ -46,10 +47,6 @@ def message_id_of(raw: bytes) -> str | None:
     head = raw[: m.start()] if m else raw[:65536]
     found = _MESSAGE_ID.search(head)
     return found.group(1).decode("ascii", "replace") if found else None
-
-
-async def accept(store: Store, delivery: Delivery, clock: Clock) -> Accepted:
-    return (await accept_many(store, [delivery], clock))[0]
 
 
 async def accept_many(store: Store, deliveries: Iterable[Delivery], clock: Clock) -> list[Accepted]:
