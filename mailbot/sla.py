@@ -1,11 +1,34 @@
 """Business calendar and the deadlines of a policy.
 
 Knows nothing of the database or of mail: values in, values out.
+
+The rules users rely on (the README states the first three too):
+
+- Every moment given must be time-zone aware (ValueError otherwise); every moment returned
+  is aware and in the calendar's time zone.
+- A business day is a workday (Monday-Friday by default) that is not a public holiday of
+  the calendar's country, as the `holidays` package knows them (any year; no country: no
+  holidays, only weekends).
+- "N business days" after a moment: the end of day of the N-th business day strictly after
+  the local calendar day of that moment. A report on Monday 10:00 with "3 business days" is
+  due Thursday; one on Friday 18:00 is due Wednesday; one on a Saturday or a holiday counts
+  from the days after it in the same way.
+- "N days": the end of day of the local calendar day N days after the moment's local day;
+  "N weeks" is 7N days.
+- "N hours" / "N minutes": exact elapsed time, whatever the clocks do (DST).
+- End of day is 23:59:59 local time, with that day's UTC offset.
+- Subtracting (warn "1 business day before" a deadline): "N business days" gives the end of
+  day of the N-th business day before the deadline's local day; "N days" / "N weeks" the same
+  local wall time N (7N) days earlier (moved forward if the clocks skip it); hours and
+  minutes are exact elapsed time.
+- The next business time of a moment is the moment itself if it falls within business hours
+  (09:00-17:00 by default) of a business day, otherwise the start of the next business hours.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
@@ -60,15 +83,18 @@ def parse_duration(text: str) -> Duration:
     return Duration(int(m.group(1)), unit)
 
 
-_HOLIDAYS: dict[tuple[str, int], frozenset[date]] = {}
+# A cache, not state: the holidays of a year never change while the process runs.
+_HOLIDAYS: dict[tuple[str, int], Mapping[date, str]] = {}
 _END_OF_DAY = time(23, 59, 59)
+_MINUTES_PER_DAY = 24 * 60
 
 
-def _holidays(country: str, year: int) -> frozenset[date]:
-    """Public holidays of one country and year, cached: calendars are asked in hot loops."""
+def _holidays(country: str, year: int) -> Mapping[date, str]:
+    """Public holidays of one country and year by name, cached: calendars are asked in hot loops."""
     key = (country, year)
     if key not in _HOLIDAYS:
-        _HOLIDAYS[key] = frozenset(holidays.country_holidays(country, years=year).keys())
+        found = holidays.country_holidays(country, years=year)
+        _HOLIDAYS[key] = {day: str(name) for day, name in found.items()}
     return _HOLIDAYS[key]
 
 
@@ -80,19 +106,20 @@ def _aware(moment: datetime) -> datetime:
 
 @dataclass(frozen=True, slots=True)
 class BusinessCalendar:
-    """Working days in a time zone, minus the public holidays of a country.
-
-    Rules (the ones users rely on, also in the README):
-    - "N business days" after a moment: the end (23:59:59 local) of the N-th business day
-      strictly after the local day of that moment.
-    - "N days" / "N weeks": the end of the local calendar day N (7N) days later.
-    - "N hours" / "N minutes": exact elapsed time, whatever the clocks do (DST).
-    """
+    """Working days in a time zone, minus the public holidays of a country (rules: module doc)."""
 
     timezone: ZoneInfo
-    country: str | None
-    workdays: tuple[int, ...] = (0, 1, 2, 3, 4)
-    business_hours: tuple[int, int] = (9 * 60, 17 * 60)
+    country: str | None  # a `holidays` country code such as "NL"; None: no holidays
+    workdays: tuple[int, ...] = (0, 1, 2, 3, 4)  # Monday = 0
+    business_hours: tuple[int, int] = (9 * 60, 17 * 60)  # minutes after local midnight
+
+    def __post_init__(self) -> None:
+        # Checked here, not only in create: a bad weekday would make the day loops endless.
+        if not self.workdays or not all(0 <= d <= 6 for d in self.workdays):
+            raise ValueError(f"workdays must be weekday numbers 0-6 (Monday = 0): {self.workdays}")
+        start, end = self.business_hours
+        if not 0 <= start < min(end, _MINUTES_PER_DAY):
+            raise ValueError(f"business hours must start before they end: {self.business_hours}")
 
     @classmethod
     def create(
@@ -121,15 +148,12 @@ class BusinessCalendar:
     def holiday_name(self, day: date) -> str | None:
         if not self.country:
             return None
-        name = holidays.country_holidays(self.country, years=day.year).get(day)
-        return str(name) if name else None
+        return _holidays(self.country, day.year).get(day)
 
     def end_of_day(self, day: date) -> datetime:
         return datetime.combine(day, _END_OF_DAY, tzinfo=self.timezone)
 
     def _step_business_days(self, day: date, n: int, direction: int) -> date:
-        if not self.workdays:
-            raise ValueError("a calendar without working days has no business days")
         while n > 0:
             day += timedelta(days=direction)
             if self.is_business_day(day):
@@ -156,7 +180,8 @@ class BusinessCalendar:
             case Unit.DAYS | Unit.WEEKS:
                 days = duration.amount * (7 if duration.unit is Unit.WEEKS else 1)
                 naive = local.replace(tzinfo=None) - timedelta(days=days)
-                return naive.replace(tzinfo=self.timezone)
+                # Through UTC so a wall time the clocks skip (spring) becomes a real one.
+                return self.local(naive.replace(tzinfo=self.timezone).astimezone(UTC))
             case Unit.BUSINESS_DAYS:
                 day = self._step_business_days(local.date(), duration.amount, -1)
                 return self.end_of_day(day)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
 import pytest
 
-from mailbot.sla import BusinessCalendar, Unit, deadlines, parse_duration
+from mailbot.sla import BusinessCalendar, Duration, Unit, deadlines, parse_duration
 
 AMS = ZoneInfo("Europe/Amsterdam")
 NL = BusinessCalendar.create("Europe/Amsterdam", "NL")
@@ -15,8 +16,8 @@ BE = BusinessCalendar.create("Europe/Brussels", "BE")
 NONE = BusinessCalendar.create("Europe/Amsterdam", None)
 
 
-def ams(*args: int) -> datetime:
-    return datetime(*args, tzinfo=AMS)  # type: ignore[misc]
+def ams(y: int, mo: int, d: int, h: int = 0, mi: int = 0, s: int = 0) -> datetime:
+    return datetime(y, mo, d, h, mi, s, tzinfo=AMS)
 
 
 @pytest.mark.parametrize(
@@ -40,6 +41,12 @@ def ams(*args: int) -> datetime:
          ams(2026, 5, 18, 23, 59, 59)),
         ("Belgian National Day skipped", BE, ams(2026, 7, 20, 9), "1 business day",
          ams(2026, 7, 22, 23, 59, 59)),
+        ("Belgian National Day is a workday in NL", NL, ams(2026, 7, 20, 9), "1 business day",
+         ams(2026, 7, 21, 23, 59, 59)),
+        ("received on Easter Monday", NL, ams(2026, 4, 6, 10), "1 business day",
+         ams(2026, 4, 7, 23, 59, 59)),
+        ("into next year: New Year's Day 2027 skipped", NL, ams(2026, 12, 31, 10),
+         "1 business day", ams(2027, 1, 4, 23, 59, 59)),
         ("no country: only weekends", NONE, ams(2026, 12, 24, 9), "1 business day",
          ams(2026, 12, 25, 23, 59, 59)),
         ("DST end: offset of the due day", NL, ams(2026, 10, 23, 18), "3 business days",
@@ -75,6 +82,11 @@ def test_deadlines_of_a_policy() -> None:
     [
         (ams(2026, 11, 30, 23, 59, 59), "1 business day", ams(2026, 11, 27, 23, 59, 59)),
         (ams(2026, 4, 7, 23, 59, 59), "1 business day", ams(2026, 4, 2, 23, 59, 59)),
+        # Monday after Christmas: Friday 25 December is a holiday, so Thursday.
+        (ams(2026, 12, 28, 23, 59, 59), "1 business day", ams(2026, 12, 24, 23, 59, 59)),
+        (ams(2026, 12, 28, 12), "1 week", ams(2026, 12, 21, 12)),
+        # 02:30 on 29 March does not exist (02:00 CET -> 03:00 CEST): the same instant as 03:30.
+        (ams(2026, 3, 30, 2, 30), "1 day", datetime(2026, 3, 29, 1, 30, tzinfo=UTC)),
         (ams(2026, 10, 26, 12), "2 days", ams(2026, 10, 24, 12)),
         # 05:00 CET minus 4 elapsed hours crosses the 03:00 CEST -> 02:00 CET change.
         (ams(2026, 10, 25, 5), "4 hours", datetime(2026, 10, 25, 0, tzinfo=UTC)),
@@ -94,6 +106,9 @@ def test_subtract(deadline: datetime, duration: str, warn_at: datetime) -> None:
         (ams(2026, 11, 24, 18), ams(2026, 11, 25, 9)),  # Tuesday evening -> Wednesday
         (ams(2026, 11, 24, 7), ams(2026, 11, 24, 9)),  # before opening -> same day
         (ams(2026, 12, 24, 18), ams(2026, 12, 28, 9)),  # Christmas, Boxing Day, weekend
+        (ams(2026, 5, 13, 18), ams(2026, 5, 15, 9)),  # evening before Ascension -> Friday
+        (ams(2026, 11, 24, 17), ams(2026, 11, 25, 9)),  # closing time is outside the hours
+        (datetime(2026, 11, 24, 8, 30, tzinfo=UTC), ams(2026, 11, 24, 9, 30)),  # UTC in, local out
     ],
 )
 def test_next_business_time(moment: datetime, expected: datetime) -> None:
@@ -101,17 +116,45 @@ def test_next_business_time(moment: datetime, expected: datetime) -> None:
     assert NL.next_business_time(moment) == expected
 
 
-def test_holidays_are_known_by_name() -> None:
-    """The calendar can say why a day is not a business day."""
-    assert not NL.is_business_day(date(2026, 4, 27))
-    assert NL.holiday_name(date(2026, 4, 27)) == "King's Day"
-    assert BE.is_business_day(date(2026, 4, 27))
+@pytest.mark.parametrize(
+    ("calendar", "day", "name"),
+    [
+        (NL, date(2026, 4, 27), "King's Day"),
+        (NL, date(2026, 4, 3), "Good Friday"),  # in the package, though many NL employers work
+        (NL, date(2026, 5, 5), None),  # Liberation Day: only every fifth year (2025, 2030)
+        (NL, date(2025, 5, 5), "Liberation Day"),  # a Monday
+        (NL, date(2026, 7, 21), None),
+        (BE, date(2026, 7, 21), "National Day"),
+        (BE, date(2026, 4, 27), None),
+        (BE, date(2026, 4, 3), None),
+        (NONE, date(2026, 12, 25), None),
+    ],
+)
+def test_holiday_names(calendar: BusinessCalendar, day: date, name: str | None) -> None:
+    """The calendar can say why a weekday is not a business day, per country and year."""
+    assert calendar.holiday_name(day) == name
+    assert calendar.is_business_day(day) is (name is None)
 
 
-def test_naive_datetimes_are_refused() -> None:
+NAIVE = datetime(2026, 11, 23, 10)
+ONE_DAY = Duration(1, Unit.BUSINESS_DAYS)
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: NL.add(NAIVE, ONE_DAY),
+        lambda: NL.add(NAIVE, Duration(4, Unit.HOURS)),
+        lambda: NL.subtract(NAIVE, ONE_DAY),
+        lambda: NL.next_business_time(NAIVE),
+        lambda: NL.local(NAIVE),
+        lambda: deadlines(NL, NAIVE, ONE_DAY, ONE_DAY),
+    ],
+)
+def test_naive_datetimes_are_refused(call: Callable[[], object]) -> None:
     """A moment without a time zone is a bug, not a guess."""
     with pytest.raises(ValueError, match="no time zone"):
-        NL.add(datetime(2026, 11, 23, 10), parse_duration("1 day"))
+        call()
 
 
 @pytest.mark.parametrize(("zone", "country"), [("Mars/Olympus", "NL"), ("UTC", "XX")])
@@ -119,6 +162,19 @@ def test_unknown_zone_or_country(zone: str, country: str) -> None:
     """An unknown time zone or holiday country is refused with a clear message."""
     with pytest.raises(ValueError, match="unknown"):
         BusinessCalendar.create(zone, country)
+
+
+@pytest.mark.parametrize(
+    ("workdays", "hours", "reason"),
+    [((), (540, 1020), "workdays"), ((0, 7), (540, 1020), "workdays"),
+     ((0, 1), (1020, 540), "business hours"), ((0, 1), (1440, 1500), "business hours")],
+)
+def test_impossible_calendars(
+    workdays: tuple[int, ...], hours: tuple[int, int], reason: str
+) -> None:
+    """A calendar that could never reach a business day or hour is refused when made."""
+    with pytest.raises(ValueError, match=reason):
+        BusinessCalendar.create("Europe/Amsterdam", "NL", workdays, hours)
 
 
 @pytest.mark.parametrize(
