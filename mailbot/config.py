@@ -25,7 +25,7 @@ DEFAULT_PATH = Path("config/mailbot.toml")
 ENV_VAR = "MAILBOT_CONFIG"
 LANGUAGES = ("en", "nl")
 ROLES = ("member", "lead", "manager")
-STAFF_PROOFS = ("reply-token", "dkim")
+STAFF_PROOFS = ("reply-token", "dkim", "pgp")
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 T = TypeVar("T")
@@ -61,6 +61,11 @@ class SmtpOutConfig:
 class GpgConfig:
     home: Path = Path("var/gnupg")
     passphrase_file: Path | None = None
+    max_processes: int = 4  # gpg processes at once, at most
+
+
+# Mail kinds that `require_encryption` may name: never sent in clear to a reporter.
+ENCRYPTABLE_KINDS = ("ack", "update")
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +80,8 @@ class PolicyConfig:
     warn_before: Duration = field(default_factory=lambda: parse_duration("1 business day"))
     breach_after: Duration = field(default_factory=lambda: parse_duration("1 business day"))
     update_every: Duration | None = None  # the reporter hears from us at least this often
+    # Reporter mail of these kinds goes encrypted or not at all (staff are told instead).
+    require_encryption: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +131,19 @@ class EscalationConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class SecurityTxtConfig:
+    """The values of `mailbot security-txt` (RFC 9116) beyond the inboxes themselves."""
+
+    encryption: str | None = None  # where the inbox key is published (https://…/key.asc)
+    policy: str | None = None
+    canonical: str | None = None
+    acknowledgments: str | None = None
+    hiring: str | None = None
+    expires: timedelta = timedelta(days=180)  # from the moment the file is made
+    languages: tuple[str, ...] = ()  # default: the inboxes' languages
+
+
+@dataclass(frozen=True, slots=True)
 class DigestConfig:
     schedule: str = "mon 09:00"  # in the time zone of the first inbox's policy
     to: tuple[str, ...] = ()
@@ -144,6 +164,7 @@ class Config:
     auth: AuthConfig = AuthConfig()
     escalation: EscalationConfig = EscalationConfig()
     limits: LimitsConfig = LimitsConfig()
+    security_txt: SecurityTxtConfig = SecurityTxtConfig()
 
     def inbox_for(self, address: str) -> InboxConfig | None:
         """The inbox a recipient address reaches, also as `local+anything@domain`."""
@@ -219,7 +240,8 @@ def load_config(explicit: str | Path | None = None) -> Config:
 def parse_config(data: Mapping[str, Any], path: Path | None) -> Config:
     r = _Reader(path)
     top = r.table(data, "", {"storage", "smtp_in", "smtp_out", "gpg", "policy", "inbox",
-                             "staff", "digest", "auth", "escalation", "limits"})
+                             "staff", "digest", "auth", "escalation", "limits",
+                             "security_txt"})
     d = default_config()
 
     t = r.table(top.get("storage", {}), "storage", {"database"})
@@ -245,11 +267,14 @@ def parse_config(data: Mapping[str, Any], path: Path | None) -> Config:
         maildir=r.path(t, "smtp_out.maildir", None),
     )
 
-    t = r.table(top.get("gpg", {}), "gpg", {"home", "passphrase_file"})
+    t = r.table(top.get("gpg", {}), "gpg", {"home", "passphrase_file", "max_processes"})
     gpg = GpgConfig(
         home=r.path(t, "gpg.home", d.gpg.home),
         passphrase_file=r.path(t, "gpg.passphrase_file", None),
+        max_processes=r.get(t, "gpg.max_processes", int, d.gpg.max_processes),
     )
+    if gpg.max_processes < 1:
+        r.error("gpg.max_processes", "must be at least 1")
 
     policies: dict[str, PolicyConfig] = {}
     for name, raw in r.table(top.get("policy", {}), "policy", None).items():
@@ -297,9 +322,11 @@ def parse_config(data: Mapping[str, Any], path: Path | None) -> Config:
         r.error("limits.acks_per_sender_per_hour", "must be at least 1")
     limits = LimitsConfig(acks_per_sender_per_hour=per_hour)
 
+    security_txt = r.security_txt(top.get("security_txt", {}))
+
     r.raise_if_any()
     return Config(path, storage, smtp_in, smtp_out, gpg, policies, tuple(inboxes), staff, digest,
-                  auth, escalation, limits)
+                  auth, escalation, limits, security_txt)
 
 
 class _Reader:
@@ -393,7 +420,7 @@ class _Reader:
         k = f"policy.{name}"
         t = self.table(raw, k, {"timezone", "holidays", "workdays", "business_hours",
                                 "first_response", "resolution", "warn_before",
-                                "breach_after", "update_every"})
+                                "breach_after", "update_every", "require_encryption"})
         base = PolicyConfig(name=name)
         tz = self.get(t, f"{k}.timezone", str, base.timezone)
         try:
@@ -429,7 +456,31 @@ class _Reader:
             breach_after=self.duration(t, f"{k}.breach_after", base.breach_after),
             update_every=(self.duration(t, f"{k}.update_every", parse_duration("14 days"))
                           if "update_every" in t else None),
+            require_encryption=self.kinds(t, f"{k}.require_encryption"),
         )
+
+    def kinds(self, t: Mapping[str, Any], key: str) -> tuple[str, ...]:
+        kinds: list[Any] = self.get(t, key, list, [])
+        if any(kind not in ENCRYPTABLE_KINDS for kind in kinds):
+            self.error(key, f"expected a list of: {', '.join(ENCRYPTABLE_KINDS)}")
+            return ()
+        return tuple(kinds)
+
+    def security_txt(self, raw: Any) -> SecurityTxtConfig:
+        fields = ("encryption", "policy", "canonical", "acknowledgments", "hiring")
+        t = self.table(raw, "security_txt", {*fields, "expires", "languages"})
+        urls: dict[str, str | None] = {}
+        for name in fields:
+            url = self.get(t, f"security_txt.{name}", str, None)
+            if url is not None and not re.fullmatch(r"(https|dns|openpgp4fpr):\S+", url):
+                self.error(f"security_txt.{name}", f"{url!r} is not an https:// URI")
+            urls[name] = url
+        expires = self.duration(t, "security_txt.expires", parse_duration("180 days"))
+        if expires.unit is Unit.BUSINESS_DAYS:
+            self.error("security_txt.expires", "use days, not business days")
+        languages: list[Any] = self.get(t, "security_txt.languages", list, [])
+        return SecurityTxtConfig(**urls, expires=_timedelta(expires),
+                                 languages=tuple(str(x) for x in languages))
 
     def inbox(self, i: int, raw: Any, policies: Mapping[str, PolicyConfig]) -> InboxConfig | None:
         k = f"inbox[{i}]"
