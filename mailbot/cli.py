@@ -202,7 +202,10 @@ async def _show(args: argparse.Namespace, config: Config) -> int:
     for m in messages:
         arrow = "<-" if m["direction"] == "in" else "->"
         trust = "" if m["trusted"] else " [untrusted]"
-        print(f"\n{arrow} {m['date']} {m['kind']} {m['sender']}{trust}\n   {m['subject']}")
+        pgp = " [UNDECRYPTABLE]" if not m["readable"] else " [encrypted]" if m["encrypted"] else ""
+        if m["signature"] != "none":
+            pgp += f" [signature {m['signature']}{' ' + m['signer'] if m['signer'] else ''}]"
+        print(f"\n{arrow} {m['date']} {m['kind']} {m['sender']}{trust}{pgp}\n   {m['subject']}")
         for line in m["new_text"].splitlines()[:20]:
             print(f"   | {line}")
     print("\naudit log:")

@@ -71,8 +71,10 @@ class Client:
                       data=text.encode())
         return out.decode()
 
-    def detach_sign(self, data: bytes, as_: str = "alice") -> bytes:
-        return gpg_run(self.home, "--armor", "--detach-sign", "--local-user", FPR[as_],
+    def detach_sign(self, data: bytes, as_: str = "alice", at: str | None = None) -> bytes:
+        """`at` (e.g. 20261218T170500) dates the signature as the tests' clock sees it."""
+        extra = ["--faked-system-time", at] if at else []
+        return gpg_run(self.home, *extra, "--armor", "--detach-sign", "--local-user", FPR[as_],
                        data=data)
 
     def decrypt(self, data: bytes) -> tuple[bytes, str]:
@@ -154,15 +156,15 @@ def pgp_mime(ciphertext: bytes, subject: str = "...", message_id: str = "<mime-1
 
 def signed_mime(client: Client, entity: bytes, as_: str = "alice", sender: str = "alice",
                 subject: str = "Re: [SEC-2026-0001] XSS", transport_lf: bool = False,
-                tamper: bool = False, extra_headers: str = "") -> bytes:
+                tamper: bool = False, extra_headers: str = "", at: str | None = None) -> bytes:
     """RFC 3156 multipart/signed over the CRLF-canonical bytes of `entity`."""
     canonical = entity.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
-    signature = client.detach_sign(canonical, as_)
+    signature = client.detach_sign(canonical, as_, at)
     if tamper:  # one header added inside the signed part after signing
         canonical = canonical.replace(b"\r\n\r\n", b"\r\nX-Tampered: yes\r\n\r\n", 1)
     boundary = "sig-boundary-42"
     raw = (f"From: {sender}@example.org\r\nTo: security@example.org\r\nSubject: {subject}\r\n"
-           f"Date: Fri, 18 Dec 2026 17:55:00 +0100\r\nMessage-ID: <signed-1@example.org>\r\n"
+           f"Date: Fri, 18 Dec 2026 18:05:00 +0100\r\nMessage-ID: <signed-{as_}@example.org>\r\n"
            f"{extra_headers}MIME-Version: 1.0\r\nContent-Type: multipart/signed; "
            f'micalg=pgp-sha256; protocol="application/pgp-signature"; boundary="{boundary}"'
            f"\r\n\r\n--{boundary}\r\n").encode() + canonical + (

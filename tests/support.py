@@ -89,6 +89,9 @@ database = "{db}"
 [auth]
 secret_file = "{db}.secret"
 
+[gpg]
+home = "{db}.gnupg"
+
 [smtp_in]
 host = "127.0.0.1"
 port = 0

@@ -139,15 +139,18 @@ async def add_message(
     outbox_id: int | None = None,
     encrypted: bool = False,
     signature: str = "none",
+    signer: str | None = None,
+    readable: bool = True,
     trusted: bool = True,
 ) -> int:
     r = await one(
         db,
         "INSERT INTO messages (case_id, direction, kind, inbound_id, outbox_id, sender, recipients,"
-        " message_id, subject, date, encrypted, signature, body, new_text, trusted)"
-        " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) RETURNING id",
+        " message_id, subject, date, encrypted, signature, signer, readable, body, new_text,"
+        " trusted) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) RETURNING id",
         (case_id, direction, kind, inbound_id, outbox_id, sender, json.dumps(list(recipients)),
-         message_id, subject, date, int(encrypted), signature, body, new_text, int(trusted)),
+         message_id, subject, date, int(encrypted), signature, signer, int(readable), body,
+         new_text, int(trusted)),
     )
     assert r is not None  # its Message-ID goes into message_ids by trigger (messages_thread)
     return int(r[0])
@@ -169,7 +172,8 @@ async def touch(db: Db, case_id: int, at: str) -> None:
 
 
 _MESSAGE_FIELDS = ("direction", "kind", "sender", "recipients", "message_id", "date",
-                   "subject", "encrypted", "signature", "body", "new_text", "trusted")
+                   "subject", "encrypted", "signature", "signer", "readable", "body", "new_text",
+                   "trusted")
 
 
 async def messages(db: Db, case_id: int) -> list[dict[str, Any]]:
@@ -182,6 +186,7 @@ async def messages(db: Db, case_id: int) -> list[dict[str, Any]]:
         m = dict(zip(_MESSAGE_FIELDS, r, strict=True))
         m["recipients"] = json.loads(m["recipients"])
         m["encrypted"] = bool(m["encrypted"])
+        m["readable"] = bool(m["readable"])
         m["trusted"] = bool(m["trusted"])
         out.append(m)
     return out

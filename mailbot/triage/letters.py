@@ -20,6 +20,7 @@ from mailbot.store import Db
 from mailbot.store import cases as case_q
 from mailbot.store import outbox as outbox_q
 from mailbot.triage.auth import reply_address, reply_token
+from mailbot.triage.crypto import Seal
 
 BOT_HEADERS = {"Auto-Submitted": "auto-replied", "Precedence": "bulk"}
 
@@ -39,15 +40,18 @@ async def queue(
     mail: Outgoing,
     envelope_from: str,
     at: datetime,
+    seal: Seal | None = None,
 ) -> Queued:
-    """Queue `mail` once per purpose and record it on its case.
+    """Queue `mail` once per purpose and record it on its case; `seal` encrypts it.
 
     Notifications are not recorded as case messages (they repeat the mail they announce,
     once per staff member); their Message-ID still threads replies to the case.
     """
+    raw = build(mail)
+    sealed = await seal(raw) if seal is not None else None
     outbox_id = await outbox_q.enqueue(
         db, purpose=purpose, case_id=case_id, created_at=iso(at), mail_from=envelope_from,
-        rcpt_to=mail.to, message_id=mail.message_id, raw=build(mail),
+        rcpt_to=mail.to, message_id=mail.message_id, raw=sealed or raw,
     )
     if outbox_id is not None and case_id is not None and kind == "notification":
         await case_q.remember_message_ids(db, case_id, [mail.message_id])
@@ -56,6 +60,7 @@ async def queue(
             db, case_id=case_id, direction="out", kind=kind, sender=envelope_from,
             recipients=mail.to, message_id=mail.message_id, subject=mail.subject,
             date=iso(at), body=mail.text, new_text=mail.text, outbox_id=outbox_id,
+            encrypted=sealed is not None,
         )
     return Queued(purpose, outbox_id)
 
@@ -71,6 +76,9 @@ class AckFacts:
     report_references: tuple[str, ...]
     first_response_due: datetime
     resolution_due: datetime
+    undecryptable: bool = False  # the report could not be decrypted: say how to resend it
+    key_fingerprint: str | None = None
+    key_url: str | None = None
 
 
 def acknowledgement(
@@ -80,7 +88,8 @@ def acknowledgement(
     text = templates.render(
         "ack", facts.language, name=facts.reporter_name, subject=facts.subject, ref=facts.ref,
         first_response_due=facts.first_response_due, resolution_due=facts.resolution_due,
-        zone=policy.timezone, inbox_address=inbox.address, undecryptable=False,
+        zone=policy.timezone, inbox_address=inbox.address, undecryptable=facts.undecryptable,
+        key_fingerprint=_spaced(facts.key_fingerprint), key_url=facts.key_url,
     )
     references = list(facts.report_references)
     if facts.report_message_id:
@@ -92,6 +101,13 @@ def acknowledgement(
         in_reply_to=facts.report_message_id, references=references,
         headers={**BOT_HEADERS, "X-Loop": inbox.address, "X-Mailbot-Case": facts.ref},
     )
+
+
+def _spaced(fingerprint: str | None) -> str | None:
+    """A fingerprint as people compare it: groups of four."""
+    if not fingerprint:
+        return None
+    return " ".join(fingerprint[i:i + 4] for i in range(0, len(fingerprint), 4))
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,7 +140,7 @@ def _answering(mail: ParsedMail) -> list[str]:
 def notification(
     templates: Templates, secret: bytes, inbox: InboxConfig, policy: PolicyConfig,
     case: CaseView, mail: ParsedMail, kind: str, staff_address: str, at: datetime,
-    ignored_commands: Sequence[str] = (),
+    ignored_commands: Sequence[str] = (), remarks: Sequence[str] = (),
 ) -> Outgoing:
     """A mail to one staff member about one incoming mail, with a reply address of theirs.
 
@@ -140,7 +156,7 @@ def notification(
         zone=policy.timezone, text=mail.text.strip() or "(no text)",
         attachments=[a.filename or a.content_type for a in mail.attachments],
         defects=list(mail.defects[:5]),
-        ignored_commands=ignored_commands,
+        ignored_commands=ignored_commands, remarks=remarks,
     )
     token = reply_token(secret, case.ref, staff_address)
     return Outgoing(
@@ -179,10 +195,12 @@ def reporter_update(
 def transcript(
     templates: Templates, inbox: InboxConfig, ref: str, to: str, mail: ParsedMail,
     errors: list[Any], done: list[str], reporter_told: bool, at: datetime,
+    remarks: Sequence[str] = (),
 ) -> Outgoing:
     """The answer to a command mail: what was applied, or which line was wrong and why."""
     text = templates.render("transcript", "en", ref=ref, errors=errors, done=done,
-                            reporter_told=reporter_told, inbox_address=inbox.address)
+                            reporter_told=reporter_told, inbox_address=inbox.address,
+                            remarks=remarks)
     status = "not applied" if errors else "applied"
     return Outgoing(
         sender=inbox.address, sender_name=f"mailbot {inbox.name}", to=[to],

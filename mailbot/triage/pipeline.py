@@ -19,6 +19,7 @@ from mailbot.config import Config, InboxConfig, PolicyConfig
 from mailbot.errors import CommandError, MessageError, TransientError
 from mailbot.keyfile import load_or_create_secret
 from mailbot.mail.parse import parse
+from mailbot.mail.pgp import Opened
 from mailbot.mail.quotes import new_text
 from mailbot.mail.render import LANGUAGES, Templates
 from mailbot.models import CaseState, Disposition, InboundStatus, ParsedMail
@@ -26,9 +27,11 @@ from mailbot.sla import BusinessCalendar, deadlines
 from mailbot.store import Db, Store
 from mailbot.store import cases as case_q
 from mailbot.store import inbound as inbound_q
+from mailbot.store import keys as keys_q
 from mailbot.store.inbound import InboundRow
 from mailbot.triage import actions, commands, letters
 from mailbot.triage.auth import DnsFunc, dkim_aligned, dkim_domains, reply_refs, token_valid
+from mailbot.triage.crypto import Crypto, Seal, note
 from mailbot.triage.threads import find_case
 
 log = logging.getLogger(__name__)
@@ -69,6 +72,13 @@ class Prepared:
 
     mail: ParsedMail
     dkim_domains: tuple[str, ...] = ()  # verified signing domains (staff mail only)
+    opened: Opened | None = None  # what PGP made of it; None: the mail as received
+    offered_key: str | None = None  # the fingerprint of a key it offered for its sender
+    failure: str | None = None  # a reason to quarantine found before the transaction
+
+    @property
+    def pgp(self) -> Opened:
+        return self.opened or Opened(b"")
 
 
 class _TakenElsewhere(Exception):
@@ -90,9 +100,11 @@ class _Lookup:
 
 class Pipeline:
     def __init__(
-        self, config: Config, store: Store, templates: Templates, clock: Clock, secret: bytes
+        self, config: Config, store: Store, templates: Templates, clock: Clock, secret: bytes,
+        crypto: Crypto | None = None,
     ) -> None:
         self.config = config
+        self.crypto = crypto or Crypto(config, None)
         self.secret = secret
         self.dkim_dns: DnsFunc | None = None  # None: the real DNS; tests answer themselves
         self.store = store
@@ -108,17 +120,18 @@ class Pipeline:
     def create(cls, config: Config, store: Store, clock: Clock) -> Pipeline:
         """The pipeline with the templates and the bot's secret (created on first use)."""
         secret = load_or_create_secret(config.auth.secret_file)
-        return cls(config, store, Templates(), clock, secret)
+        return cls(config, store, Templates(), clock, secret, Crypto.create(config))
 
     def parse(self, row: InboundRow) -> Prepared:
         """The first stage, outside the transaction; the worker runs it in a thread, as it
-        may look up DKIM keys in the DNS."""
-        mail = parse(row.raw, loop_markers=self.loop_markers)
+        may look up DKIM keys in the DNS and run gpg."""
+        opened, failure = self.crypto.open(row.raw)
+        mail = parse(opened.raw, loop_markers=self.loop_markers)
         domains: tuple[str, ...] = ()
         if (mail.from_addr and self.config.is_staff(mail.from_addr)
                 and "dkim" in self._inbox(row).staff_auth):
             domains = dkim_domains(row.raw, self.dkim_dns)
-        return Prepared(mail, domains)
+        return Prepared(mail, domains, opened, self.crypto.learn(opened, mail), failure)
 
     def parse_all(self, rows: Sequence[InboundRow]) -> list[Prepared]:
         return [self.parse(row) for row in rows]
@@ -133,7 +146,7 @@ class Pipeline:
             try:
                 async with self.store.write() as db:
                     return [
-                        await self._apply(db, row, p.mail, await self._decide(db, row, p))
+                        await self._apply(db, row, p, await self._decide(db, row, p))
                         for row, p in items
                     ]
             except TransientError:
@@ -149,7 +162,7 @@ class Pipeline:
                 prepared = await asyncio.to_thread(self.parse, row)
             async with self.store.write() as db:
                 decision = await self._decide(db, row, prepared)
-                return await self._apply(db, row, prepared.mail, decision)
+                return await self._apply(db, row, prepared, decision)
         except _TakenElsewhere:
             # Another worker (a concurrent `mailbot import`) processed it first: rolled back.
             return Outcome(row.id, InboundStatus.DONE, reason="already processed")
@@ -172,6 +185,8 @@ class Pipeline:
     async def _decide(self, db: Db, row: InboundRow, prepared: Prepared) -> Decision:
         mail = prepared.mail
         inbox = self._inbox(row)
+        if prepared.failure:
+            return Decision(Disposition.QUARANTINE, prepared.failure)
         if mail.message_id and await case_q.has_inbound_message(db, mail.message_id):
             return Decision(Disposition.IGNORE, f"duplicate of {mail.message_id} already on a case")
         machine = mail.machine or ("empty return path" if row.mail_from == "" else None)
@@ -194,7 +209,9 @@ class Pipeline:
                 for r in reply_refs(recipients, inbox.address))
             signed = "dkim" in inbox.staff_auth and dkim_aligned(prepared.dkim_domains,
                                                                    mail.from_addr)
-            if token or signed:
+            pgp = "pgp" in inbox.staff_auth and self.crypto.staff_signed(
+                mail.from_addr, prepared.pgp, self.clock(), self.config.auth.replay_window)
+            if token or signed or pgp:
                 return Decision(Disposition.APPEND, None, case, "staff")
             return Decision(Disposition.APPEND, "staff From: not authenticated ("
                             + " or ".join(inbox.staff_auth) + ")", case, "untrusted-staff")
@@ -204,7 +221,7 @@ class Pipeline:
         return Decision(Disposition.APPEND, "sender is not on the case", case, "stranger")
 
     async def _apply(
-        self, db: Db, row: InboundRow, mail: ParsedMail, decision: Decision
+        self, db: Db, row: InboundRow, prepared: Prepared, decision: Decision
     ) -> Outcome:
         now = self.clock()
         case_id, ref, queued = decision.case_id, None, 0
@@ -215,10 +232,10 @@ class Pipeline:
                 status = InboundStatus.QUARANTINED
             case Disposition.APPEND:
                 status = InboundStatus.DONE
-                ref, queued = await self._append(db, row, mail, decision, now)
+                ref, queued = await self._append(db, row, prepared, decision, now)
             case Disposition.OPEN:
                 status = InboundStatus.DONE
-                case_id, ref, queued = await self._open(db, row, mail, now)
+                case_id, ref, queued = await self._open(db, row, prepared, now)
         if not await inbound_q.finish(
             db, row.id, status=status, at=iso(now), reason=decision.reason, case_id=case_id
         ):
@@ -227,8 +244,9 @@ class Pipeline:
                        decision.disposition is Disposition.OPEN)
 
     async def _open(
-        self, db: Db, row: InboundRow, mail: ParsedMail, now: datetime
+        self, db: Db, row: InboundRow, prepared: Prepared, now: datetime
     ) -> tuple[int, str, int]:
+        mail, pgp = prepared.mail, prepared.pgp
         inbox = self._inbox(row)
         policy = self._policy(inbox)
         calendar = self.calendars[policy.name]
@@ -243,11 +261,12 @@ class Pipeline:
             first_response_due=iso(due.first_response_due),
             resolution_due=iso(due.resolution_due),
         ))
-        await self._record(db, case_id, row, mail, "report", trusted=True)
+        await self._record(db, case_id, row, prepared, "report", trusted=True)
         await case_q.add_event(
             db, case_id, at=iso(now), actor=mail.from_addr, action="opened", new=ref,
             detail=f"first response due {iso(due.first_response_due)}",
         )
+        remarks = await self._pgp_remarks(db, case_id, pgp, now)
         recent = await case_q.opened_by_since(db, mail.from_addr,
                                               iso(received - timedelta(hours=1)))
         if recent > self.config.limits.acks_per_sender_per_hour:
@@ -264,31 +283,59 @@ class Pipeline:
                 ref=ref, reporter=mail.from_addr, reporter_name=mail.from_name,
                 subject=mail.subject, language=language, report_message_id=mail.message_id,
                 report_references=mail.references, first_response_due=due.first_response_due,
-                resolution_due=due.resolution_due,
+                resolution_due=due.resolution_due, undecryptable=not pgp.readable,
+                key_fingerprint=inbox.pgp_key, key_url=self.config.security_txt.encryption,
             ),
             now,
         )
-        queued = await letters.queue(
-            db, purpose=f"ack:{ref}", case_id=case_id, kind="ack", mail=ack,
-            envelope_from=inbox.address, at=now,
-        )
+        seal = await self._reporter_seal(db, inbox, mail.from_addr, ref)
+        acked = 0
+        if seal is None and "ack" in policy.require_encryption:
+            remarks.append(await self._withhold(db, case_id, "acknowledgement", now))
+        else:
+            queued = await letters.queue(
+                db, purpose=f"ack:{ref}", case_id=case_id, kind="ack", mail=ack,
+                envelope_from=inbox.address, at=now, seal=seal,
+            )
+            acked = int(queued.outbox_id is not None)
         view = letters.CaseView(ref, subject, "new", mail.from_addr, mail.from_name or None,
                                 due.first_response_due, due.resolution_due)
-        notified = await self._notify(db, row, inbox, case_id, view, mail, "new", now)
+        notified = await self._notify(db, row, inbox, case_id, view, mail, "new", now, remarks)
         log.info("inbound %d %s: opened %s", row.id, mail.message_id, ref)
-        return case_id, ref, int(queued.outbox_id is not None) + notified
+        return case_id, ref, acked + notified
+
+    async def _pgp_remarks(self, db: Db, case_id: int, pgp: Opened, now: datetime) -> list[str]:
+        """What staff are told of a mail's PGP; an unreadable mail is also an event."""
+        if not pgp.readable:
+            await case_q.add_event(db, case_id, at=iso(now), actor="mailbot",
+                                   action="undecryptable", detail=pgp.error)
+        remark = note(pgp)
+        return [f"PGP: {remark}"] if remark else []
+
+    async def _reporter_seal(self, db: Db, inbox: InboxConfig, reporter: str,
+                             ref: str) -> Seal | None:
+        return self.crypto.sealer(inbox, await keys_q.key_of(db, reporter), ref)
+
+    async def _withhold(self, db: Db, case_id: int, what: str, now: datetime) -> str:
+        reason = (f"{what} NOT sent: the policy requires encryption and no key of the "
+                  "reporter is known")
+        await case_q.add_event(db, case_id, at=iso(now), actor="mailbot",
+                               action=f"{what} withheld", detail=reason)
+        return reason
 
     async def _append(
-        self, db: Db, row: InboundRow, mail: ParsedMail, decision: Decision, now: datetime
+        self, db: Db, row: InboundRow, prepared: Prepared, decision: Decision, now: datetime
     ) -> tuple[str, int]:
         assert decision.case is not None
+        mail = prepared.mail
         case_id, ref = int(decision.case["id"]), str(decision.case["ref"])
-        await self._record(db, case_id, row, mail, decision.kind,
+        await self._record(db, case_id, row, prepared, decision.kind,
                            trusted=decision.kind in TRUSTED_KINDS)
         await case_q.add_event(
             db, case_id, at=iso(now), actor=mail.from_addr or "(unknown)",
             action=decision.kind, detail=decision.reason,
         )
+        remarks = await self._pgp_remarks(db, case_id, prepared.pgp, now)
         await case_q.touch(db, case_id, iso(now))
         if decision.kind == "follow-up" and decision.case["state"] == CaseState.NEEDS_INFO:
             await self._resume(db, row, decision.case, mail, now)
@@ -299,7 +346,7 @@ class Pipeline:
             inbox = self._inbox(row)
             notified = await self._notify(db, row, inbox, case_id,
                                           letters.CaseView.of(decision.case), mail,
-                                          decision.kind, now)
+                                          decision.kind, now, remarks)
         log.info("inbound %d %s: %s on %s", row.id, mail.message_id, decision.kind, ref)
         return ref, notified
 
@@ -331,6 +378,7 @@ class Pipeline:
         if not errors:
             errors = await actions.check(db, case, parsed)
         done: list[str] = []
+        remarks: list[str] = []
         queued = 0
         if not errors:
             applied = await actions.apply(db, case, parsed, actor=mail.from_addr, at=now,
@@ -341,12 +389,16 @@ class Pipeline:
                 update = letters.reporter_update(
                     self.templates, inbox, policy, case, applied.reporter_news,
                     applied.reply_text, thread, now)
-                q = await letters.queue(db, purpose=f"reporter:{row.id}", case_id=int(case["id"]),
-                                        kind="reply", mail=update, envelope_from=inbox.address,
-                                        at=now)
-                queued += q.outbox_id is not None
+                seal = await self._reporter_seal(db, inbox, case["reporter"], case["ref"])
+                if seal is None and "update" in policy.require_encryption:
+                    remarks.append(await self._withhold(db, int(case["id"]), "update", now))
+                else:
+                    q = await letters.queue(db, purpose=f"reporter:{row.id}",
+                                            case_id=int(case["id"]), kind="reply", mail=update,
+                                            envelope_from=inbox.address, at=now, seal=seal)
+                    queued += q.outbox_id is not None
         notice = letters.transcript(self.templates, inbox, str(case["ref"]), mail.from_addr,
-                                    mail, errors, done, bool(queued), now)
+                                    mail, errors, done, bool(queued), now, remarks)
         q = await letters.queue(db, purpose=f"transcript:{row.id}", case_id=int(case["id"]),
                                 kind="transcript", mail=notice, envelope_from=inbox.address,
                                 at=now)
@@ -357,9 +409,12 @@ class Pipeline:
     async def _notify(
         self, db: Db, row: InboundRow, inbox: InboxConfig, case_id: int,
         case: letters.CaseView, mail: ParsedMail, kind: str, now: datetime,
+        remarks: Sequence[str] = (),
     ) -> int:
-        """One notification per staff address, each with that person's reply address."""
+        """One notification per staff address, each with that person's reply address,
+        encrypted to those who have a key."""
         policy = self._policy(inbox)
+        keys = {s.address.lower(): s.pgp_fingerprint for s in self.config.staff}
         ignored: list[str] = []
         if kind == "untrusted-staff":
             lines = new_text(mail.text).split("\n")
@@ -368,23 +423,32 @@ class Pipeline:
         sent = 0
         for address in self.config.notified(inbox):
             notice = letters.notification(self.templates, self.secret, inbox, policy, case,
-                                          mail, kind, address, now, ignored)
+                                          mail, kind, address, now, ignored, remarks)
             queued = await letters.queue(
                 db, purpose=f"notify:{row.id}:{address.lower()}", case_id=case_id,
                 kind="notification", mail=notice, envelope_from=inbox.address, at=now,
+                seal=self.crypto.sealer(inbox, keys.get(address.lower()), case.ref),
             )
             sent += queued.outbox_id is not None
         return sent
 
     async def _record(
-        self, db: Db, case_id: int, row: InboundRow, mail: ParsedMail, kind: str, *, trusted: bool
+        self, db: Db, case_id: int, row: InboundRow, prepared: Prepared, kind: str, *,
+        trusted: bool,
     ) -> None:
+        """The message on its case, and the key it offered for its sender."""
+        mail, pgp = prepared.mail, prepared.pgp
         await case_q.add_message(
             db, case_id=case_id, direction="in", kind=kind, sender=mail.from_addr,
             recipients=list(mail.to + mail.cc), message_id=mail.message_id,
             subject=mail.subject, date=iso(mail.date or datetime.fromisoformat(row.received_at)),
             body=mail.text, new_text=new_text(mail.text), inbound_id=row.id, trusted=trusted,
+            encrypted=pgp.encrypted, signature=pgp.signature, signer=pgp.signer,
+            readable=pgp.readable,
         )
+        if prepared.offered_key and mail.from_addr:
+            await self.crypto.remember(db, mail.from_addr, prepared.offered_key, pgp,
+                                       self.clock(), row.id)
         # What it answers is part of its thread too (out-of-order arrival threads later mail).
         await case_q.remember_message_ids(db, case_id, mail.in_reply_to + mail.references)
 
