@@ -14,7 +14,7 @@ from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any
 
-from mailbot import __version__
+from mailbot import __version__, pgpadmin
 from mailbot.clock import system_clock
 from mailbot.config import Config, load_config
 from mailbot.errors import ConfigErrors, MailbotError
@@ -86,6 +86,12 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("--send", action="store_true")
     sp = add("retry", _retry, "process one quarantined mail again")
     sp.add_argument("id", type=int)
+    sp = add("key", _key, "inbox keys: generate INBOX, export INBOX, import FILE")
+    sp.add_argument("action", choices=["generate", "export", "import"])
+    sp.add_argument("target", help="an inbox name (generate, export) or a key file (import)")
+    sp.add_argument("--expire", default="2y", help="generate: how long the key is valid")
+    sp = add("security-txt", _security_txt, "print an RFC 9116 security.txt for the inboxes")
+    sp.add_argument("--sign", action="store_true", help="clear-sign it with the inbox key")
     return p
 
 
@@ -123,6 +129,7 @@ async def _check(args: argparse.Namespace, config: Config) -> int:
         if not config.staff:
             problems.append(f"inbox {inbox.name}: no [[staff]] to notify")
             break
+    problems += await asyncio.to_thread(pgpadmin.key_problems, config)
     for p in problems:
         print(f"error: {p}", file=sys.stderr)
     if problems:
@@ -130,6 +137,31 @@ async def _check(args: argparse.Namespace, config: Config) -> int:
     source = config.source or "embedded defaults"
     print(f"{source}: OK ({len(config.inboxes)} inboxes, {len(config.policies)} policies, "
           f"{len(config.staff)} staff)")
+    return 0
+
+
+async def _key(args: argparse.Namespace, config: Config) -> int:
+    if args.action == "import":
+        for fpr in await asyncio.to_thread(pgpadmin.import_file, config, Path(args.target)):
+            print(f"imported {fpr}")
+        return 0
+    if args.target not in {i.name for i in config.inboxes}:
+        print(f"error: no inbox named {args.target!r}", file=sys.stderr)
+        return 2
+    if args.action == "export":
+        print(await asyncio.to_thread(pgpadmin.export, config, args.target), end="")
+        return 0
+    fpr = await asyncio.to_thread(pgpadmin.generate, config, args.target, args.expire)
+    print(f"generated {fpr} for {config.inbox(args.target).address}\n"
+          f"add to its [[inbox]]:  pgp_key = \"{fpr}\"")
+    return 0
+
+
+async def _security_txt(args: argparse.Namespace, config: Config) -> int:
+    from datetime import UTC, datetime
+
+    print(await asyncio.to_thread(pgpadmin.security_txt, config, datetime.now(UTC), args.sign),
+          end="")
     return 0
 
 

@@ -141,6 +141,7 @@ class SecurityTxtConfig:
     hiring: str | None = None
     expires: timedelta = timedelta(days=180)  # from the moment the file is made
     languages: tuple[str, ...] = ()  # default: the inboxes' languages
+    inboxes: tuple[str, ...] = ()  # the inboxes named as Contact; default: all
 
 
 @dataclass(frozen=True, slots=True)
@@ -323,6 +324,9 @@ def parse_config(data: Mapping[str, Any], path: Path | None) -> Config:
     limits = LimitsConfig(acks_per_sender_per_hour=per_hour)
 
     security_txt = r.security_txt(top.get("security_txt", {}))
+    unknown = [n for n in security_txt.inboxes if n not in {b.name for b in inboxes}]
+    if unknown:
+        r.error("security_txt.inboxes", f"no inbox named {', '.join(unknown)}")
 
     r.raise_if_any()
     return Config(path, storage, smtp_in, smtp_out, gpg, policies, tuple(inboxes), staff, digest,
@@ -468,7 +472,7 @@ class _Reader:
 
     def security_txt(self, raw: Any) -> SecurityTxtConfig:
         fields = ("encryption", "policy", "canonical", "acknowledgments", "hiring")
-        t = self.table(raw, "security_txt", {*fields, "expires", "languages"})
+        t = self.table(raw, "security_txt", {*fields, "expires", "languages", "inboxes"})
         urls: dict[str, str | None] = {}
         for name in fields:
             url = self.get(t, f"security_txt.{name}", str, None)
@@ -479,8 +483,10 @@ class _Reader:
         if expires.unit is Unit.BUSINESS_DAYS:
             self.error("security_txt.expires", "use days, not business days")
         languages: list[Any] = self.get(t, "security_txt.languages", list, [])
+        inboxes: list[Any] = self.get(t, "security_txt.inboxes", list, [])
         return SecurityTxtConfig(**urls, expires=_timedelta(expires),
-                                 languages=tuple(str(x) for x in languages))
+                                 languages=tuple(str(x) for x in languages),
+                                 inboxes=tuple(str(x) for x in inboxes))
 
     def inbox(self, i: int, raw: Any, policies: Mapping[str, PolicyConfig]) -> InboxConfig | None:
         k = f"inbox[{i}]"

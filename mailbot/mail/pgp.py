@@ -226,6 +226,15 @@ class Gpg:
             raise PgpSetupError(f"gpg could not generate a key: {_last_error(result)}")
         return str(result.fingerprint).upper()
 
+    def sign_text(self, text: str, fingerprint: str) -> str:
+        """`text` clear-signed by the key (security.txt); raises PgpSetupError if it cannot."""
+        with self._slots:
+            result = self._gpg.sign(text, keyid=fingerprint, passphrase=self._passphrase,
+                                    clearsign=True)
+        if "[GNUPG:] SIG_CREATED" not in (getattr(result, "stderr", "") or ""):
+            raise PgpSetupError(f"cannot sign with {fingerprint}: {_last_error(result)}")
+        return str(result)
+
     def export(self, fingerprint: str) -> str:
         with self._slots:
             return str(self._gpg.export_keys([fingerprint], armor=True))

@@ -71,6 +71,12 @@ def test_env_var_names_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
         ('[[staff]]\naddress = "alice"\n', "staff[0].address", "not a mail address"),
         ('[[staff]]\naddress = "a@example.org"\nrole = "boss"\n', "staff[0].role", "not one of"),
         ('[digest]\nschedule = "monday 9am"\n', "digest.schedule", "not like"),
+        ('[gpg]\nmax_processes = 0\n', "gpg.max_processes", "at least 1"),
+        ('[policy.q]\nrequire_encryption = ["notes"]\n', "policy.q.require_encryption",
+         "expected a list of: ack, update"),
+        ('[security_txt]\npolicy = "http://example.org/p"\n', "security_txt.policy",
+         "not an https:// URI"),
+        ('[security_txt]\ninboxes = ["sales"]\n', "security_txt.inboxes", "no inbox named"),
     ],
 )
 def test_errors_name_file_key_and_reason(
