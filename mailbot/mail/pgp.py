@@ -415,6 +415,8 @@ def offered_keys(raw_head: bytes, attachments: Iterable[tuple[str, str | None, b
                 b"-----BEGIN PGP PUBLIC KEY BLOCK-----" in data[:4096]
                 and (filename or "").lower().endswith((".asc", ".key", ".pub", ".gpg"))):
             found.append(data)
+    if b"autocrypt:" not in raw_head.lower():  # most mail: no header parse needed
+        return found
     head = HeaderParser(policy=policy.compat32).parsestr(raw_head.decode("ascii", "replace"))
     for value in head.get_all("Autocrypt") or []:
         m = re.search(r"keydata\s*=\s*([A-Za-z0-9+/=\s]+)", str(value))
