@@ -1,6 +1,6 @@
 """Threading at scale: find the case of a mail among 100,000 cases and 1,000,000 Message-IDs.
 
-    python bench/threading.py [--cases 100000] [--ids 1000000] [--lookups 2000]
+    python bench/thread_lookup.py [--cases 100000] [--ids 1000000] [--lookups 2000]
 
 Fills a fresh database through plain sqlite3 (fast), then times mailbot's own lookup
 (threads.find_case over the store, through aiosqlite) for mails that answer a known
