@@ -295,8 +295,11 @@ async def record_escalations(
     )
 
 
-async def opened_by_since(db: Db, reporter: str, since: str) -> int:
-    """How many cases this reporter opened since `since`."""
-    row = await one(db, "SELECT count(*) FROM cases WHERE reporter = ? AND created_at >= ?",
+async def reporter_facts(db: Db, reporter: str, since: str) -> tuple[int, str | None]:
+    """How many cases this reporter opened since `since`, and their PGP key's fingerprint:
+    what an acknowledgement needs, in one trip to the database thread."""
+    row = await one(db, "SELECT (SELECT count(*) FROM cases WHERE reporter = ?1"
+                        " AND created_at >= ?2),"
+                        " (SELECT fingerprint FROM pgp_keys WHERE address = lower(?1))",
                     (reporter, since))
-    return int(row[0]) if row else 0
+    return (int(row[0]), row[1]) if row else (0, None)

@@ -33,6 +33,7 @@ class Store:
         self._db = db
         self.path = path
         self._lock = asyncio.Lock()
+        self._durable_waiting = 0
 
     @classmethod
     async def open(cls, path: Path, *, apply_migrations: bool = True) -> Store:
@@ -74,7 +75,28 @@ class Store:
         intake needs before it answers 250. Syncing the WAL also makes every earlier commit
         durable, so a power failure can only ever cost work that is redone from raw mail.
         """
-        async with self._lock, _translate():
+        if durable:
+            self._durable_waiting += 1
+        try:
+            await self._lock.acquire()
+        finally:
+            if durable:
+                self._durable_waiting -= 1
+        try:
+            async with self._transaction(durable) as db:
+                yield db
+        finally:
+            self._lock.release()
+
+    @property
+    def intake_waiting(self) -> bool:
+        """A durable write (a delivery whose sender waits for 250) waits for the lock: a
+        long transaction should commit what it has and let it in."""
+        return self._durable_waiting > 0
+
+    @asynccontextmanager
+    async def _transaction(self, durable: bool) -> AsyncIterator[Db]:
+        async with _translate():
             if durable:
                 await self._db.execute("PRAGMA synchronous = FULL")
             try:

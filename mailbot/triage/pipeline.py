@@ -143,16 +143,21 @@ class Pipeline:
         processed in a transaction of its own, where a failure quarantines that mail alone.
         """
         if len(items) > 1:
+            done: list[Outcome] = []
             try:
                 async with self.store.write() as db:
-                    return [
-                        await self._apply(db, row, p, await self._decide(db, row, p))
-                        for row, p in items
-                    ]
+                    for row, p in items:
+                        done.append(await self._apply(db, row, p, await self._decide(db, row, p)))
+                        if self.store.intake_waiting and len(done) < len(items):
+                            break  # a sender waits for its 250: commit this much, let it in
             except TransientError:
                 raise
             except Exception:
                 log.info("batch of %d rolled back; processing one by one", len(items))
+            else:
+                if len(done) < len(items):
+                    return done + await self.process_batch(items[len(done):])
+                return done
         return [await self.process(row, p) for row, p in items]
 
     async def process(self, row: InboundRow, prepared: Prepared | None = None) -> Outcome:
@@ -267,8 +272,8 @@ class Pipeline:
             detail=f"first response due {iso(due.first_response_due)}",
         )
         remarks = await self._pgp_remarks(db, case_id, pgp, now)
-        recent = await case_q.opened_by_since(db, mail.from_addr,
-                                              iso(received - timedelta(hours=1)))
+        recent, key = await case_q.reporter_facts(db, mail.from_addr,
+                                                  iso(received - timedelta(hours=1)))
         if recent > self.config.limits.acks_per_sender_per_hour:
             # A flood or a loop: the case is kept and threaded, nothing is sent for it.
             await case_q.add_event(
@@ -288,7 +293,7 @@ class Pipeline:
             ),
             now,
         )
-        seal = await self._reporter_seal(db, inbox, mail.from_addr, ref)
+        seal = self.crypto.sealer(inbox, key, ref)
         acked = 0
         if seal is None and "ack" in policy.require_encryption:
             remarks.append(await self._withhold(db, case_id, "acknowledgement", now))
