@@ -46,6 +46,9 @@ logging.getLogger("gnupg").setLevel(logging.ERROR)
 _MAX_PARTS = 200  # parts looked at for inline PGP
 _MAX_BLOCKS = 8  # armored blocks decrypted per mail
 _MAX_KEY = 64 * 1024  # bytes of one offered public key
+# What one decryption may produce: OpenPGP compresses, so a small ciphertext can inflate to
+# gigabytes (a compression bomb). gpg stops at --max-output yet still reports success.
+MAX_PLAINTEXT = 64 * 1024 * 1024
 _HEADER_END = re.compile(rb"\r?\n\r?\n")
 _INLINE = re.compile(
     r"^[ \t\xa0]*-----BEGIN PGP (MESSAGE|SIGNED MESSAGE)-----[ \t\xa0]*\r?$"
@@ -182,7 +185,8 @@ class Gpg:
         home.mkdir(parents=True, exist_ok=True, mode=0o700)
         os.chmod(home, 0o700)  # gpg warns of (and agents refuse) a home others can read
         self._gpg = gnupg.GPG(gpgbinary=binary, gnupghome=str(home),
-                              options=["--pinentry-mode", "loopback", "--no-auto-key-retrieve"])
+                              options=["--pinentry-mode", "loopback", "--no-auto-key-retrieve",
+                                       "--max-output", str(MAX_PLAINTEXT)])
         self._gpg.encoding = "utf-8"
         self._passphrase = passphrase
         self._slots = threading.BoundedSemaphore(max_processes)
@@ -363,6 +367,10 @@ class Gpg:
         if v.error == "passphrase":
             raise PgpSetupError("the inbox key's passphrase is wrong or missing")
         data = getattr(result, "data", b"") or b""
+        if len(data) >= MAX_PLAINTEXT:
+            return b"", replace(v, decrypted=False, signature="none", signer=None,
+                                error=f"the decrypted text is over {MAX_PLAINTEXT >> 20} MB "
+                                      "(a compression bomb?)")
         return (data if isinstance(data, bytes) else str(data).encode()), v
 
     # -- outgoing --

@@ -8,6 +8,7 @@ from email.message import EmailMessage
 
 import pytest
 
+from mailbot.mail import pgp
 from mailbot.mail.parse import parse
 from mailbot.mail.pgp import Gpg, PgpSetupError, head_of, offered_keys, verdict
 from tests.pgp_support import (
@@ -260,3 +261,18 @@ def test_verdict_reads_status_lines_not_exit_codes() -> None:
     assert (v.encrypted, v.decrypted, v.signature, v.signer) == (True, True, "unknown-key",
                                                                  "B" * 40)
     assert verdict("[GNUPG:] NODATA 1\n").error
+
+
+def test_compression_bomb_is_cut_off(client: Client, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A small ciphertext that inflates beyond the plaintext limit is not read into memory
+    whole and counts as undecryptable (gpg itself stops at --max-output yet says OK)."""
+    monkeypatch.setattr(pgp, "MAX_PLAINTEXT", 1 << 20)  # 1 MB here; 64 MB in the daemon
+    g, home = bot_home()
+    try:
+        armor = client.encrypt(b"\0" * (3 << 20))  # compresses to a few kilobytes
+        assert len(armor) < 64 * 1024
+        opened = g.open_mail(pgp_mime(armor))
+        assert (opened.encrypted, opened.readable) == (True, False)
+        assert opened.error and "compression bomb" in opened.error
+    finally:
+        kill_agent(home)
