@@ -269,7 +269,10 @@ class Gpg:
         """Decrypt and verify a received mail (see the module's docstring)."""
         if not looks_pgp(raw) or depth > 2:  # layers within layers: each costs a gpg run
             return Opened(raw)
-        msg = BytesParser(policy=policy.compat32).parsebytes(raw)
+        try:
+            msg = BytesParser(policy=policy.compat32).parsebytes(raw)
+        except RecursionError:  # nested thousands deep: no PGP we would read (parse.py copes)
+            return Opened(raw)
         ctype = msg.get_content_type()
         encrypted = _encrypted_payload(msg)
         if encrypted is not None:
@@ -307,8 +310,7 @@ class Gpg:
         """Armored blocks in text/plain or text/html parts, decrypted or verified in place."""
         verdicts: list[Verdict] = []
         whole = True
-        parts = [p for p in list(msg.walk())[:_MAX_PARTS] if not p.is_multipart()]
-        for part in parts:
+        for part in _leaves(msg):
             ctype = part.get_content_type()
             if ctype not in ("text/plain", "text/html") or part.get_filename():
                 continue
@@ -545,6 +547,24 @@ def _encrypted_payload(msg: Message) -> bytes | None:
         if isinstance(data, bytes) and b"-----BEGIN PGP MESSAGE-----" in data:
             return data
     return None
+
+
+def _leaves(msg: Message, max_parts: int = _MAX_PARTS, max_depth: int = 20) -> list[Message]:
+    """The non-multipart parts, walked without recursion and within bounds: a hostile mail
+    nests thousands deep (Message.walk would hit the recursion limit)."""
+    out: list[Message] = []
+    stack: list[tuple[Message, int]] = [(msg, 0)]
+    seen = 0
+    while stack and seen < max_parts:
+        part, depth = stack.pop()
+        seen += 1
+        payload = part.get_payload()
+        if isinstance(payload, list):
+            if depth < max_depth:
+                stack.extend((p, depth + 1) for p in reversed(payload) if isinstance(p, Message))
+        else:
+            out.append(part)
+    return out
 
 
 def _clean_armor(block: str, *, signed: bool) -> str:

@@ -60,6 +60,9 @@ class Crypto:
             return Opened(raw), str(e)
         except OSError as e:  # gpg itself failed to run: keep the mail for `retry`
             return Opened(raw), f"gpg failed: {e}"
+        except Exception as e:  # a bug, or a mail our MIME walk cannot take: quarantined
+            log.exception("PGP processing failed")
+            return Opened(raw), f"PGP processing failed: {type(e).__name__}: {e}"
 
     def learn(self, opened: Opened, mail: ParsedMail) -> str | None:
         """Import a key the mail offers for its sender (attachment or Autocrypt)."""
@@ -71,7 +74,7 @@ class Crypto:
             return None
         try:
             return self.gpg.learn(mail.from_addr, offered)
-        except OSError as e:
+        except Exception as e:  # a key we cannot take never stops the mail itself
             log.warning("could not import a key offered by %s: %s", mail.from_addr, e)
             return None
 

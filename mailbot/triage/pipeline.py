@@ -134,7 +134,16 @@ class Pipeline:
         return Prepared(mail, domains, opened, self.crypto.learn(opened, mail), failure)
 
     def parse_all(self, rows: Sequence[InboundRow]) -> list[Prepared]:
-        return [self.parse(row) for row in rows]
+        """Each row parsed; one that raises (a bug) is quarantined, never the worker's end."""
+        out = []
+        for row in rows:
+            try:
+                out.append(self.parse(row))
+            except Exception as e:
+                log.exception("inbound %d: parsing failed", row.id)
+                out.append(Prepared(parse(b""), failure=f"internal error while parsing: "
+                                                        f"{type(e).__name__}: {e}"))
+        return out
 
     async def process_batch(self, items: Sequence[tuple[InboundRow, Prepared]]) -> list[Outcome]:
         """Several mails in one transaction, which saves a commit per mail under load.

@@ -276,3 +276,12 @@ def test_compression_bomb_is_cut_off(client: Client, monkeypatch: pytest.MonkeyP
         assert opened.error and "compression bomb" in opened.error
     finally:
         kill_agent(home)
+
+
+def test_deeply_nested_mail_is_no_pgp_and_no_crash(gpg: Gpg) -> None:
+    nested = b"".join(f'Content-Type: multipart/mixed; boundary="b{i}"\r\n\r\n--b{i}\r\n'.encode()
+                      for i in range(3000))
+    raw = (b"From: a@example.net\r\nSubject: deep\r\nMIME-Version: 1.0\r\n" + nested
+           + b"Content-Type: application/pgp-encrypted\r\n\r\nVersion: 1\r\n")
+    opened = gpg.open_mail(raw)
+    assert (opened.raw, opened.encrypted) == (raw, False)
