@@ -85,6 +85,45 @@ class PolicyConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class ImapConfig:
+    """An IMAP folder watched for an inbox (see `intake/watcher.py`)."""
+
+    host: str
+    username: str
+    port: int = 993
+    tls: str = "implicit"  # implicit | starttls | none
+    ca_file: Path | None = None  # trust this CA instead of the system's (a private CA)
+    password_file: Path | None = None
+    password_env: str | None = None
+    folder: str = "INBOX"
+    processed_folder: str | None = None  # move taken mail here instead of marking it
+    mark: str = "seen"  # seen (\Seen) | keyword ($MailbotTaken): how taken mail is marked
+    poll_interval: float = 60.0  # seconds between looks without IDLE; also renews an IDLE
+    backoff_max: float = 300.0  # seconds: the longest wait between reconnection attempts
+    timeout: float = 30.0  # seconds for connecting and for each command
+
+    @property
+    def mailbox(self) -> str:
+        """The folder's identity in the database (and in `source_ref`s)."""
+        return f"{self.username}@{self.host}/{self.folder}"
+
+    def password(self) -> str:
+        """Read the secret now (a rotated password file is picked up on reconnection)."""
+        if self.password_env is not None:
+            value = os.environ.get(self.password_env)
+            if value is None:
+                raise ConfigError("environment", "imap.password_env",
+                                  f"${self.password_env} is not set")
+            return value
+        assert self.password_file is not None  # the reader requires one of the two
+        try:
+            return self.password_file.read_text(encoding="utf-8").strip()
+        except OSError as e:
+            raise ConfigError(self.password_file, "imap.password_file",
+                              f"cannot read: {e.strerror}") from None
+
+
+@dataclass(frozen=True, slots=True)
 class InboxConfig:
     name: str
     address: str
@@ -92,7 +131,7 @@ class InboxConfig:
     policy: str
     language: str = "en"
     pgp_key: str | None = None
-    imap: Mapping[str, Any] | None = None
+    imap: ImapConfig | None = None
     notify: tuple[str, ...] = ()  # who hears of new cases and follow-ups; () = all staff
     staff_auth: tuple[str, ...] = ("reply-token",)  # proofs that a mail is from staff
 
@@ -292,6 +331,7 @@ def parse_config(data: Mapping[str, Any], path: Path | None) -> Config:
     r.unique([b.name for b in inboxes], "inbox.name")
     r.unique([b.address.lower() for b in inboxes], "inbox.address")
     r.unique([b.prefix for b in inboxes], "inbox.prefix")
+    r.unique([b.imap.mailbox for b in inboxes if b.imap], "inbox.imap")
 
     raw_staff: list[Any] = r.get(top, "staff", list, [])
     staff = tuple(s for i, raw in enumerate(raw_staff) if (s := r.staff(i, raw)))
@@ -395,6 +435,12 @@ class _Reader:
             return default
         factor = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3}[m.group(2)[:1]]
         return int(float(m.group(1)) * factor)
+
+    def seconds(self, t: Mapping[str, Any], key: str, default: float) -> float:
+        value = float(self.get(t, key, (int, float), default))
+        if value <= 0:
+            self.error(key, "must be a positive number of seconds")
+        return value
 
     def duration(self, t: Mapping[str, Any], key: str, default: Duration) -> Duration:
         value = self.get(t, key, str, None)
@@ -514,7 +560,8 @@ class _Reader:
             pgp_key = pgp_key.replace(" ", "").upper()
             if not re.fullmatch(r"[0-9A-F]{40}", pgp_key):
                 self.error(f"{k}.pgp_key", "must be a 40-hex-digit fingerprint")
-        imap = self.get(t, f"{k}.imap", dict, None)
+        raw_imap = self.get(t, f"{k}.imap", dict, None)
+        imap = self.imap(f"{k}.imap", raw_imap) if raw_imap is not None else None
         notify: list[Any] = self.get(t, f"{k}.notify", list, [])
         for a in notify:
             if not isinstance(a, str) or not _is_address(a):
@@ -525,6 +572,39 @@ class _Reader:
             self.error(f"{k}.staff_auth", f"expected a list of: {', '.join(STAFF_PROOFS)}")
         return InboxConfig(name, address, prefix, policy, language, pgp_key, imap,
                            tuple(str(a) for a in notify), tuple(str(p) for p in proofs))
+
+    def imap(self, k: str, raw: dict[str, Any]) -> ImapConfig | None:
+        t = self.table(raw, k, {"host", "port", "tls", "ca_file", "username", "password_file",
+                                "password_env", "folder", "processed_folder", "mark",
+                                "poll_interval", "backoff_max", "timeout"})
+        for f in ("host", "username"):
+            if f not in t:
+                self.error(f"{k}.{f}", "is required")
+        if ("password_file" in t) == ("password_env" in t):
+            self.error(f"{k}.password_file", "give exactly one of password_file, password_env")
+        tls = self.choice(t, f"{k}.tls", ("implicit", "starttls", "none"), "implicit")
+        folder = self.get(t, f"{k}.folder", str, "INBOX")
+        processed = self.get(t, f"{k}.processed_folder", str, None)
+        if processed is not None and processed == folder:
+            self.error(f"{k}.processed_folder", "must differ from the watched folder")
+        poll, backoff, timeout = (self.seconds(t, f"{k}.{f}", default) for f, default in
+                                  (("poll_interval", 60.0), ("backoff_max", 300.0),
+                                   ("timeout", 30.0)))
+        return ImapConfig(
+            host=self.get(t, f"{k}.host", str, ""),
+            username=self.get(t, f"{k}.username", str, ""),
+            port=self.port(t, f"{k}.port", 993 if tls == "implicit" else 143),
+            tls=tls,
+            ca_file=self.path(t, f"{k}.ca_file", None),
+            password_file=self.path(t, f"{k}.password_file", None),
+            password_env=self.get(t, f"{k}.password_env", str, None),
+            folder=folder,
+            processed_folder=processed,
+            mark=self.choice(t, f"{k}.mark", ("seen", "keyword"), "seen"),
+            poll_interval=poll,
+            backoff_max=backoff,
+            timeout=timeout,
+        )
 
     def staff(self, i: int, raw: Any) -> StaffConfig | None:
         k = f"staff[{i}]"

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from mailbot.clock import Clock, system_clock
 from mailbot.config import Config
 from mailbot.intake.smtp import IntakeHandler, make_protocol
+from mailbot.intake.watcher import Watchers
 from mailbot.jobs import schedule
 from mailbot.outbox import Sender
 from mailbot.store import Store
@@ -59,6 +60,7 @@ async def run(
                  config.smtp_in.host, port)
         if on_ready:
             on_ready(port)
+        watchers = Watchers.start(config, store, clock, on_stored=worker.wake)
         try:
             async with asyncio.TaskGroup() as tg:
                 work = tg.create_task(worker.run(stop), name="worker")
@@ -66,11 +68,13 @@ async def run(
                 await stop.wait()
                 log.info("stopping: no new connections")
                 server.close()
+                await watchers.stop()
                 # Both loops check `stop` between mails; cancel what overruns the deadline.
                 _, pending = await asyncio.wait({work, send}, timeout=SHUTDOWN_DEADLINE)
                 for task in pending:
                     task.cancel()
         finally:
+            await watchers.stop()
             if scheduler.running:
                 scheduler.shutdown(wait=False)
             server.close()

@@ -10,7 +10,10 @@
     │  └─ CommandError(line, reason)
     ├─ TransientError         retry with backoff (or 4xx at intake)
     │  ├─ StoreBusy
-    │  └─ DeliveryDeferred(code)
+    │  ├─ DeliveryDeferred(code)
+    │  └─ ImapError           IMAP: no connection, TLS failed, dropped, timed out, BYE
+    │     ├─ ImapLoginRefused
+    │     └─ ImapNoFolder
     └─ DeliveryFailed(code)   the relay said 5xx
 
 Each also inherits a builtin where one fits, so generic handlers still work.
@@ -82,6 +85,18 @@ class DeliveryDeferred(TransientError, ConnectionError):
     def __init__(self, code: int | None, message: str) -> None:
         self.code = code
         super().__init__(f"{code or 'no answer'}: {message}")
+
+
+class ImapError(TransientError, ConnectionError):
+    """An IMAP server could not be reached or used; the watcher reconnects later."""
+
+
+class ImapLoginRefused(ImapError):
+    """The server refused the username or password (retried: a secret can be fixed)."""
+
+
+class ImapNoFolder(ImapError):
+    """The folder to watch does not exist (or cannot be selected) on the server."""
 
 
 class DeliveryFailed(MailbotError, ConnectionError):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -13,6 +13,8 @@ from aiosmtpd.smtp import SMTP
 from hypothesis import settings
 
 from mailbot.config import load_config
+from tests.dovecot import Dovecot
+from tests.dovecot import available as dovecot_available
 from tests.support import CONFIG, FRIDAY_EVENING, Bot, MovingClock, Sink, running_bot
 
 
@@ -46,6 +48,42 @@ async def bot(sink: Sink, write_config: Callable[..., Path]) -> AsyncIterator[Bo
     config = load_config(write_config(sink.port))
     async with running_bot(config, MovingClock(FRIDAY_EVENING)) as b:
         yield b
+
+
+@pytest.fixture(scope="session")
+def dovecot_server() -> Iterator[Dovecot]:
+    """One real Dovecot for the session; tests keep apart by each using their own user."""
+    if not dovecot_available():
+        pytest.skip("Dovecot is not installed (bash scripts/test.sh installs dovecot-imapd)")
+    server = Dovecot()
+    server.start()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def dovecot(dovecot_server: Dovecot) -> Dovecot:
+    if dovecot_server.proc is None:  # a test stopped it and failed before restarting it
+        dovecot_server.start()
+    return dovecot_server
+
+
+@pytest.fixture
+def make_dovecot() -> Iterator[Callable[..., Dovecot]]:
+    """Dovecots of the test's own, for tests that stop one or change what it offers."""
+    if not dovecot_available():
+        pytest.skip("Dovecot is not installed (bash scripts/test.sh installs dovecot-imapd)")
+    made: list[Dovecot] = []
+
+    def make(capabilities: str | None = None) -> Dovecot:
+        server = Dovecot(capabilities)
+        made.append(server)
+        server.start()
+        return server
+
+    yield make
+    for server in made:
+        server.close()
 
 
 # CI replays the same examples every run (a landing must not fail by chance); local runs

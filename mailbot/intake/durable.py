@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from mailbot.clock import Clock, iso
 from mailbot.errors import StoreBusy
-from mailbot.store import Store
+from mailbot.store import Db, Store
 from mailbot.store import inbound as inbound_q
 
 BATCH = 64  # deliveries per commit at most
@@ -51,17 +51,22 @@ def message_id_of(raw: bytes) -> str | None:
 
 async def accept_many(store: Store, deliveries: Iterable[Delivery], clock: Clock) -> list[Accepted]:
     """Store deliveries in one transaction (an mbox import commits in batches)."""
-    at = iso(clock())
-    out = []
     async with store.write(durable=True) as db:
-        for d in deliveries:
-            inbound_id, new = await inbound_q.insert(
-                db, received_at=at, source=d.source, source_ref=d.source_ref, peer=d.peer,
-                mail_from=d.mail_from, rcpt_to=d.rcpt_to, inbox=d.inbox,
-                message_id=message_id_of(d.raw), digest=hashlib.sha256(d.raw).hexdigest(),
-                raw=d.raw,
-            )
-            out.append(Accepted(inbound_id, new))
+        return await insert_all(db, deliveries, iso(clock()))
+
+
+async def insert_all(db: Db, deliveries: Iterable[Delivery], at: str) -> list[Accepted]:
+    """The inserts of `accept_many`, inside a durable transaction the caller holds (a source
+    that records its own bookkeeping in the same commit, as the IMAP watcher does)."""
+    out = []
+    for d in deliveries:
+        inbound_id, new = await inbound_q.insert(
+            db, received_at=at, source=d.source, source_ref=d.source_ref, peer=d.peer,
+            mail_from=d.mail_from, rcpt_to=d.rcpt_to, inbox=d.inbox,
+            message_id=message_id_of(d.raw), digest=hashlib.sha256(d.raw).hexdigest(),
+            raw=d.raw,
+        )
+        out.append(Accepted(inbound_id, new))
     return out
 
 

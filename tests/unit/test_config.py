@@ -8,7 +8,7 @@ import pytest
 
 from mailbot.cli import main
 from mailbot.config import default_config, load_config
-from mailbot.errors import ConfigErrors
+from mailbot.errors import ConfigError, ConfigErrors
 from mailbot.sla import Unit
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -130,3 +130,61 @@ def test_check_command_accepts_example(capsys: pytest.CaptureFixture[str]) -> No
     """`mailbot check` on the example config says OK."""
     assert main(["check", "--config", str(ROOT / "config" / "mailbot.example.toml")]) == 0
     assert "OK" in capsys.readouterr().out
+
+
+
+IMAP = MINIMAL + """
+[inbox.imap]
+host = "imap.example.org"
+username = "security@example.org"
+password_env = "IMAP_PW"
+"""
+
+
+def test_example_imap_block_loads(tmp_path: Path) -> None:
+    """The commented [inbox.imap] block of the example, uncommented, is valid as shown."""
+    lines = (ROOT / "config" / "mailbot.example.toml").read_text().splitlines()
+    start = lines.index("# [inbox.imap]")
+    end = next(i for i in range(start, len(lines)) if not lines[i].startswith("#"))
+    block = "\n".join(ln[1:] for ln in lines[start:end])
+    imap = load_config(write(tmp_path, MINIMAL + block)).inboxes[0].imap
+    assert imap is not None
+    assert (imap.port, imap.tls, imap.processed_folder) == (993, "implicit", "Processed")
+    assert imap.mailbox == "security@example.org@imap.example.org/INBOX"
+
+
+def test_imap_defaults(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An IMAP table needs host, username and a secret; the rest has defaults."""
+    monkeypatch.setenv("IMAP_PW", "s3cret")
+    imap = load_config(write(tmp_path, IMAP + 'tls = "starttls"\n')).inboxes[0].imap
+    assert imap is not None
+    assert (imap.port, imap.folder, imap.mark, imap.poll_interval) == (143, "INBOX", "seen", 60)
+    assert imap.password() == "s3cret"
+
+
+@pytest.mark.parametrize(
+    ("snippet", "key", "reason"),
+    [
+        ('tls = "ssl"\n', "inbox[0].imap.tls", "not one of"),
+        ('password_file = "/x"\n', "inbox[0].imap.password_file", "exactly one"),
+        ('processed_folder = "INBOX"\n', "inbox[0].imap.processed_folder", "must differ"),
+        ("backoff_max = 0\n", "inbox[0].imap.backoff_max", "positive number of seconds"),
+        ('mark = "flagged"\n', "inbox[0].imap.mark", "not one of"),
+        ('pasword_env = "X"\n', "inbox[0].imap.pasword_env", "unknown key"),
+    ],
+)
+def test_imap_errors_name_the_key(tmp_path: Path, snippet: str, key: str, reason: str) -> None:
+    """Each bad IMAP value is reported on its own key."""
+    with pytest.raises(ConfigErrors) as info:
+        load_config(write(tmp_path, IMAP + snippet))
+    (err,) = info.value.errors
+    assert (err.key, reason in err.reason) == (key, True)
+
+
+def test_imap_password_file_unreadable_is_a_config_error(tmp_path: Path) -> None:
+    """A missing password file is named, and the error says why without any secret."""
+    text = IMAP.replace('password_env = "IMAP_PW"', f'password_file = "{tmp_path}/nope"')
+    imap = load_config(write(tmp_path, text)).inboxes[0].imap
+    assert imap is not None
+    with pytest.raises(ConfigError, match=r"imap\.password_file: cannot read"):
+        imap.password()
