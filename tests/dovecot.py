@@ -97,7 +97,7 @@ class Dovecot:
         # Every user exists from the start: Dovecot re-reads a changed passwd-file at most
         # once a second, so a user added later may not log in at once.
         (self.root / "users").write_text("".join(
-            f"{u}:{{PLAIN}}{PASSWORD}::::::\n" for u in self._pool))
+            f"{u}:{{PLAIN}}{PASSWORD}::::::nopenalty\n" for u in self._pool))
         (self.root / "dovecot.conf").write_text(CONFIG.format(
             root=self.root, port=self.port, internal_user=me, internal_group=my_group,
             login_user="dovenull" if root else me, mail_user=mail_user, mail_group=mail_group,
@@ -108,7 +108,7 @@ class Dovecot:
         assert self.proc is None
         self.proc = subprocess.Popen(
             [str(DOVECOT), "-F", "-c", str(self.root / "dovecot.conf")],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
         )
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
@@ -125,14 +125,16 @@ class Dovecot:
         raise RuntimeError(f"dovecot did not start listening on {self.port}\n{self.log()}")
 
     def stop(self) -> None:
-        """SIGTERM, as an operator's restart does: IMAP sessions get BYE and are closed."""
+        """SIGTERM to every Dovecot process, as systemd stops a service: IMAP sessions get
+        BYE and are closed. (The master alone leaves its imap processes running a while.)"""
         if self.proc is None:
             return
-        self.proc.send_signal(signal.SIGTERM)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGTERM)
         try:
             self.proc.wait(10)
         except subprocess.TimeoutExpired:
-            self.proc.kill()
+            os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait()
         assert self.proc.stderr is not None
         self.proc.stderr.close()

@@ -89,21 +89,18 @@ class Session:
                     client.starttls(_tls_context(cfg))
             with _translate(cfg, "LOGIN"):
                 client.login(cfg.username, password)
-            with _translate(cfg, "SELECT"):
-                try:
-                    info = client.select_folder(cfg.folder)
-                except IMAPClientAbortError:
-                    raise
-                except IMAPClientError as e:
-                    raise ImapNoFolder(f"cannot select folder {cfg.folder!r} on {cfg.host}:"
-                                       f"{cfg.port}: {_text(e)}") from None
+            folder = _select(cfg, client)
         except BaseException:
             with contextlib.suppress(Exception):
                 client.shutdown()
             raise
-        folder = Folder(int(info[b"UIDVALIDITY"]), int(info.get(b"UIDNEXT", 0)),
-                        int(info.get(b"EXISTS", 0)))
         return cls(cfg, client, folder)
+
+    def reselect(self) -> Folder:
+        """Select the folder again: what a poll does, and how a folder deleted, recreated or
+        renumbered (a new UIDVALIDITY) is noticed while IDLE was told nothing."""
+        self.folder = _select(self.cfg, self.client)
+        return self.folder
 
     def ensure_folder(self, name: str) -> None:
         with _translate(self.cfg, f"CREATE {name}"):
@@ -162,8 +159,9 @@ class Session:
                 else:  # without UIDPLUS, EXPUNGE also removes others' \Deleted mail, as asked
                     self.client.expunge()
 
-    def idle(self, seconds: float, wake: int) -> None:
-        """IDLE until the server reports new mail, `seconds` pass, or `wake` is readable.
+    def idle(self, seconds: float, wake: int) -> bool:
+        """IDLE until the server reports new mail (True), `seconds` pass, or `wake` is
+        readable (False).
 
         Returns having ended the IDLE; raises ImapError when the server says BYE or the
         connection is gone. Responses are read line by line here rather than with
@@ -177,15 +175,15 @@ class Session:
             poller.register(sock.fileno(), select.POLLIN)
             poller.register(wake, select.POLLIN)
             deadline = time.monotonic() + min(seconds, IDLE_MAX)
-            while True:
+            told = False
+            while not told:
                 if self._readable():
                     response = _parse_untagged_response(self.client._imap._get_line())
                     if response[:1] == (b"BYE",):
                         said = b" ".join(x for x in response[1:] if isinstance(x, bytes))
                         raise ImapError(f"{self.cfg.host}:{self.cfg.port} ended the session:"
                                         f" {said.decode(errors='replace')}")
-                    if len(response) > 1 and response[1] in (b"EXISTS", b"RECENT"):
-                        break
+                    told = len(response) > 1 and response[1] in (b"EXISTS", b"RECENT")
                     continue
                 left = deadline - time.monotonic()
                 if left <= 0:
@@ -196,6 +194,7 @@ class Session:
                 if events and not self._readable():
                     break  # readable, yet nothing to read: closed? DONE below will tell
             self.client.idle_done()
+            return told
 
     def _readable(self) -> bool:
         """Is a response waiting, in imaplib's buffer or on the socket? Never blocks."""
@@ -208,17 +207,25 @@ class Session:
         finally:
             sock.settimeout(self.cfg.timeout)
 
-    def noop(self) -> None:
-        """Let the server report what changed (polling, for servers without IDLE)."""
-        with _translate(self.cfg, "NOOP"):
-            self.client.noop()
-
     def close(self) -> None:
         try:
             self.client.logout()
         except Exception:  # the connection is already gone: nothing to log out of
             with contextlib.suppress(Exception):
                 self.client.shutdown()
+
+
+def _select(cfg: ImapConfig, client: IMAPClient) -> Folder:
+    with _translate(cfg, "SELECT"):
+        try:
+            info = client.select_folder(cfg.folder)
+        except IMAPClientAbortError:
+            raise
+        except IMAPClientError as e:
+            raise ImapNoFolder(f"cannot select folder {cfg.folder!r} on {cfg.host}:"
+                               f"{cfg.port}: {_text(e)}") from None
+    return Folder(int(info[b"UIDVALIDITY"]), int(info.get(b"UIDNEXT", 0)),
+                  int(info.get(b"EXISTS", 0)))
 
 
 def _tls_context(cfg: ImapConfig) -> ssl.SSLContext | None:

@@ -106,17 +106,24 @@ class Watcher:
             if self.imap.processed_folder:
                 session.ensure_folder(self.imap.processed_folder)
             uidvalidity, last, resync_below = self._resume(session)
-            first = True
+            settled = False
             while not self._stop.is_set():
+                if not settled:
+                    self._report("syncing")
                 last = self._sync(session, uidvalidity, last, resync_below)
-                if first:
+                if not settled:
                     self._report("idle" if session.can_idle else "polling")
                     self.failures = 0
-                    first = False
+                    settled = True
+                told = False
                 if session.can_idle:
-                    session.idle(self.imap.poll_interval, self._wake_r)
-                elif not self._stop.wait(self.imap.poll_interval):
-                    session.noop()
+                    told = session.idle(self.imap.poll_interval, self._wake_r)
+                else:
+                    self._stop.wait(self.imap.poll_interval)
+                if not told and not self._stop.is_set() and (
+                        session.reselect().uidvalidity != uidvalidity):
+                    uidvalidity, last, resync_below = self._resume(session)
+                    settled = False
         finally:
             session.close()
 
@@ -138,7 +145,6 @@ class Watcher:
             log.warning("imap %s: UIDVALIDITY changed from %d to %d; re-syncing the folder"
                         " (mail already taken is recognised by Message-ID and digest)",
                         self.name, stored.uidvalidity, folder.uidvalidity)
-        self._report("syncing")
         self.ledger.call(self.ledger.new_generation(self.inbox, self.imap, folder.uidvalidity,
                                                     resync_below))
         return folder.uidvalidity, 0, resync_below
@@ -146,8 +152,6 @@ class Watcher:
     def _sync(self, session: Session, uidvalidity: int, last: int, resync_below: int) -> int:
         """Take every message above UID `last`; return the new last UID."""
         uids = session.uids_above(last)
-        if uids and self._state != "idle":
-            self._report("syncing")
         for batch in session.batches(uids):
             if self._stop.is_set():
                 break
