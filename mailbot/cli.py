@@ -92,6 +92,8 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("--expire", default="2y", help="generate: how long the key is valid")
     sp = add("security-txt", _security_txt, "print an RFC 9116 security.txt for the inboxes")
     sp.add_argument("--sign", action="store_true", help="clear-sign it with the inbox key")
+    sp = add("status", _status, "what each IMAP watcher is doing (as the daemon recorded it)")
+    sp.add_argument("--json", action="store_true")
     return p
 
 
@@ -130,6 +132,7 @@ async def _check(args: argparse.Namespace, config: Config) -> int:
             problems.append(f"inbox {inbox.name}: no [[staff]] to notify")
             break
     problems += await asyncio.to_thread(pgpadmin.key_problems, config)
+    problems += await _check_imap(config)
     for p in problems:
         print(f"error: {p}", file=sys.stderr)
     if problems:
@@ -162,6 +165,56 @@ async def _security_txt(args: argparse.Namespace, config: Config) -> int:
 
     print(await asyncio.to_thread(pgpadmin.security_txt, config, datetime.now(UTC), args.sign),
           end="")
+    return 0
+
+
+async def _check_imap(config: Config) -> list[str]:
+    """Log in and select each watched folder; the errors never carry the password."""
+    from mailbot.intake.imap import probe
+
+    problems = []
+    for inbox in config.inboxes:
+        if inbox.imap is None:
+            continue
+        try:
+            folder = await asyncio.to_thread(probe, inbox.imap)
+        except MailbotError as e:
+            problems.append(f"inbox {inbox.name}: IMAP {inbox.imap.mailbox}: {e}")
+            continue
+        print(f"inbox {inbox.name}: IMAP {inbox.imap.mailbox}: OK ({folder.exists} messages,"
+              f" UIDVALIDITY {folder.uidvalidity})")
+    return problems
+
+
+async def _status(args: argparse.Namespace, config: Config) -> int:
+    from mailbot.store import imap as imap_q
+
+    store = await _open(config)
+    try:
+        async with store.read() as db:
+            rows = {r["mailbox"]: r for r in await imap_q.statuses(db)}
+    finally:
+        await store.close()
+    watched = [(i.name, i.imap.mailbox) for i in config.inboxes if i.imap]
+    for inbox, mailbox in watched:  # configured, but no daemon has started it yet
+        rows.setdefault(mailbox, {"mailbox": mailbox, "inbox": inbox, "state": "never started"})
+    if args.json:
+        print(json.dumps(list(rows.values()), indent=2))
+        return 0
+    for r in rows.values():
+        line = f"{r['inbox']:<12} {r['mailbox']:<40} {r['state']}"
+        if r.get("since"):
+            line += f" since {r['since']}"
+        if r.get("uidvalidity") is not None:
+            line += (f"; UIDVALIDITY {r['uidvalidity']}, last UID {r['last_uid'] or 0},"
+                     f" {r['taken']} taken, {r['unmarked']} not yet marked")
+        if r.get("failures"):
+            line += f"; {r['failures']} failures in a row"
+        if r.get("last_error"):
+            line += f"\n{'':<13}last error: {r['last_error']}"
+        print(line)
+    if not rows:
+        print("no IMAP folders are watched", file=sys.stderr)
     return 0
 
 
