@@ -8,22 +8,18 @@ start of another client's APPEND to the case in the database, p50/p99. Targets: 
 200 messages/s initial sync, p99 under 1 s.
 """
 
-# ruff: noqa: E402  (the path is set before the imports, see below)
 from __future__ import annotations
-
-import sys
-from pathlib import Path
-
-# The repository instead of bench/, whose threading.py would shadow the standard library's
-# (asyncio imports threading).
-sys.path[0] = str(Path(__file__).resolve().parents[1])
 
 import argparse
 import asyncio
 import sqlite3
 import statistics
+import sys
 import tempfile
 import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from mailbot import daemon
 from mailbot.config import load_config
