@@ -18,7 +18,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -172,7 +172,9 @@ class Dovecot:
             with contextlib.suppress(Exception):
                 c.logout()
 
-    def append(self, user: str, mails: list[bytes | EmailMessage], folder: str = "INBOX") -> None:
+    def append(
+        self, user: str, mails: Sequence[bytes | EmailMessage], folder: str = "INBOX"
+    ) -> None:
         """APPEND the mails (MULTIAPPEND, a hundred per command)."""
         raws = [m.as_bytes() if isinstance(m, EmailMessage) else m for m in mails]
         with self.client(user) as c:

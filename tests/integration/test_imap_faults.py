@@ -7,6 +7,7 @@ import asyncio
 import logging
 import sqlite3
 from collections.abc import Callable
+from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
@@ -79,8 +80,9 @@ async def test_uidvalidity_change_resyncs_without_duplicates(
         (before,) = rows(db, "SELECT uidvalidity FROM imap_folders")[0]
         # Rebuild the folder elsewhere, then put it in place: the watcher sees the new
         # UIDVALIDITY with every message present. A migration rewrote one of them.
-        migrated = [old[0], old[1], b"X-Migrated: yes\r\n" + old[2], old[3],
-                    report(subject="new after move", message_id="<fresh@example.net>")]
+        migrated: list[bytes | EmailMessage] = [
+            old[0], old[1], b"X-Migrated: yes\r\n" + old[2], old[3],
+            report(subject="new after move", message_id="<fresh@example.net>")]
         await asyncio.to_thread(dovecot.append, user, migrated, "Rebuilt")
         with dovecot.client(user) as c:
             c.delete_folder("Reports")
