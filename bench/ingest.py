@@ -75,6 +75,8 @@ def write_config(work: Path, port: int, sink_port: int) -> Path:
 database = "{work / 'bench.db'}"
 [auth]
 secret_file = "{work / 'secret'}"
+[gpg]
+home = "{work / 'gnupg'}"
 [smtp_in]
 port = {port}
 [smtp_out]

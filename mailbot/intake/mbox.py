@@ -6,6 +6,7 @@ Idempotent: a mail already stored (same bytes) is recognised by digest and skipp
 from __future__ import annotations
 
 import mailbox
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from email.parser import BytesHeaderParser
@@ -27,10 +28,15 @@ class ImportResult:
     duplicates: int
 
 
+_HEADER_END = re.compile(rb"\r?\n\r?\n")
+
+
 def _addressed_inbox(config: Config, raw: bytes) -> InboxConfig | None:
     """The inbox the mail was delivered or addressed to, from its headers."""
     try:
-        headers = BytesHeaderParser(policy=compat32).parsebytes(raw[:65536])
+        end = _HEADER_END.search(raw, 0, 65536)  # the header block only, not a long body
+        head = raw[: end.start()] if end else raw[:65536]
+        headers = BytesHeaderParser(policy=compat32).parsebytes(head)
         values = [str(v) for name in ("Delivered-To", "X-Original-To", "To", "Cc")
                   for v in headers.get_all(name, [])]
     except Exception:  # a header block too broken to read: the default inbox takes it

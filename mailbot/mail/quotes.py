@@ -109,6 +109,9 @@ def _classify(lines: list[str]) -> tuple[list[int], int]:
             kinds[i] = _QUOTE
         elif s.startswith("#") or len(s) > _MAX_MARKER:
             pass
+        elif (":" not in s and s[0] not in "-_"
+              and not (i + 1 < n and lines[i + 1].strip().endswith(":"))):
+            pass  # rules 5-7 all need a ":" here or ending the next line, or a leading - or _
         elif _ORIGINAL_MESSAGE.fullmatch(s) or _header_block(lines, i):
             return kinds, i
         elif len(s) >= 10 and not s.strip("_"):
