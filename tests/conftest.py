@@ -15,6 +15,7 @@ from hypothesis import settings
 from mailbot.config import load_config
 from tests.dovecot import Dovecot
 from tests.dovecot import available as dovecot_available
+from tests.pgp_support import Client
 from tests.support import CONFIG, FRIDAY_EVENING, Bot, MovingClock, Sink, running_bot
 
 
@@ -30,6 +31,14 @@ async def sink() -> AsyncIterator[Sink]:
     server.close()
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(server.wait_closed(), 2)
+
+
+@pytest.fixture(scope="session")
+def pgp_client() -> Iterator[Client]:
+    """The outside world's gpg (reporters' and staff's keys): read-only, shared."""
+    c = Client()
+    yield c
+    c.close()
 
 
 @pytest.fixture

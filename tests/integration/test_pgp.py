@@ -29,13 +29,6 @@ CASE = "SEC-2026-0001"
 SIGNED_AT = "20261218T170500"  # the tests' clock: Friday evening
 
 
-@pytest.fixture(scope="module")
-def client() -> Iterator[Client]:
-    c = Client()
-    yield c
-    c.close()
-
-
 @pytest.fixture
 def pgp_config(write_config: Callable[..., Path], sink: Sink) -> Iterator[Callable[..., Config]]:
     """The test config with the inbox key, alice's key, and PGP as a staff proof."""
@@ -82,25 +75,25 @@ async def events(bot: Bot) -> list[str]:
         return [e["action"] for e in await case_q.events(db, case["id"])]
 
 
-def read_sealed(client: Client, got: Received) -> tuple[EmailMessage, str]:
+def read_sealed(pgp_client: Client, got: Received) -> tuple[EmailMessage, str]:
     """The inner mail of a PGP/MIME mail and gpg's status lines, as the recipient reads it."""
     outer = got.msg
     assert outer.get_content_type() == "multipart/encrypted"
     payload = list(outer.iter_parts())[1].get_payload(decode=True)
     assert isinstance(payload, bytes)
-    plain, status = client.decrypt(payload)
+    plain, status = pgp_client.decrypt(payload)
     inner = message_from_bytes(plain, policy=policy.default)
     assert isinstance(inner, EmailMessage)
     return inner, status
 
 
 async def test_encrypted_report_opens_a_case_and_is_answered_encrypted(
-    pgp_bot: Bot, sink: Sink, client: Client,
+    pgp_bot: Bot, sink: Sink, pgp_client: Client,
 ) -> None:
     key = (KEYS / "reporter.pub.asc").read_bytes()
     entity = report_part("SQL injection in /login, payload attached.", attachment=b"' OR 1=1",
                          subject="SQLi in login", key=key)
-    await pgp_bot.send(pgp_mime(client.encrypt(entity, sign_as="reporter"), subject="..."),
+    await pgp_bot.send(pgp_mime(pgp_client.encrypt(entity, sign_as="reporter"), subject="..."),
                        mail_from="researcher@example.net", to=["security@example.org"])
     (ack,) = await sink.wait_for(1)
     (notice,) = await sink.wait_for(1, to="alice@example.org")
@@ -114,14 +107,14 @@ async def test_encrypted_report_opens_a_case_and_is_answered_encrypted(
     # of decryption gpg did not know it yet.
     assert report["signature"] == "unknown-key" and report["signer"] == FPR["reporter"]
 
-    inner, status = read_sealed(client, ack)
+    inner, status = read_sealed(pgp_client, ack)
     assert "GOODSIG" in status and FPR["inbox"] in status  # signed by the inbox key
     assert inner["Subject"] == f"[{CASE}] Re: SQLi in login"
     assert ack.msg["Subject"] == f"[{CASE}] ..."  # nothing of the report outside
     assert b"SQLi" not in ack.raw and b"SQL injection" not in ack.raw
     assert "We have registered it as case" in inner.get_content()
 
-    staff_inner, _ = read_sealed(client, notice)  # alice has a key: encrypted to her
+    staff_inner, _ = read_sealed(pgp_client, notice)  # alice has a key: encrypted to her
     assert "SQL injection in /login" in staff_inner.get_body(("plain",)).get_content()
     assert b"SQL injection in /login" not in notice.raw
     assert clear_notice.msg.get_content_type() != "multipart/encrypted"  # bob has none
@@ -129,9 +122,9 @@ async def test_encrypted_report_opens_a_case_and_is_answered_encrypted(
 
 
 async def test_undecryptable_report_is_kept_and_the_reporter_told(
-    pgp_bot: Bot, sink: Sink, client: Client,
+    pgp_bot: Bot, sink: Sink, pgp_client: Client,
 ) -> None:
-    armor = client.encrypt(b"lost in transit\n", to="mallory").decode()
+    armor = pgp_client.encrypt(b"lost in transit\n", to="mallory").decode()
     raw = inline_mail(armor, subject="Vulnerability report")
     await pgp_bot.send(raw, mail_from="researcher@example.net", to=["security@example.org"])
     (ack,) = await sink.wait_for(1)
@@ -149,24 +142,24 @@ async def test_undecryptable_report_is_kept_and_the_reporter_told(
 
 
 async def test_signed_staff_command_is_obeyed_and_forgeries_are_not(
-    pgp_bot: Bot, sink: Sink, client: Client,
+    pgp_bot: Bot, sink: Sink, pgp_client: Client,
 ) -> None:
     await pgp_bot.send(inline_mail("Plain report.\n", subject="XSS in /search"),
                        mail_from="researcher@example.net", to=["security@example.org"])
     await sink.wait_for(1, to="bob@example.org")
 
     # Signed by mallory's key with alice's From: not alice's proof.
-    forged = signed_mime(client, report_part("#status rejected\n"), as_="mallory",
+    forged = signed_mime(pgp_client, report_part("#status rejected\n"), as_="mallory",
                          subject=f"Re: [{CASE}] XSS", at=SIGNED_AT)
     await pgp_bot.send(forged, mail_from="alice@example.org", to=["security@example.org"])
     await sink.wait_for(2, to="bob@example.org")  # the untrusted-staff alert
     # A signature made long ago (a replayed signed mail) proves nothing either.
-    stale = signed_mime(client, report_part("#status rejected\n"), subject=f"Re: [{CASE}] XSS",
+    stale = signed_mime(pgp_client, report_part("#status rejected\n"), subject=f"Re: [{CASE}] XSS",
                         at="20261124T120000").replace(b"signed-alice", b"signed-stale")
     await pgp_bot.send(stale, mail_from="alice@example.org", to=["security@example.org"])
     await sink.wait_for(3, to="bob@example.org")
 
-    good = signed_mime(client, report_part("#status triaged\n"), subject=f"Re: [{CASE}] XSS",
+    good = signed_mime(pgp_client, report_part("#status triaged\n"), subject=f"Re: [{CASE}] XSS",
                        at=SIGNED_AT)
     await pgp_bot.send(good, mail_from="alice@example.org", to=["security@example.org"])
     # alice: three notifications (the report, two alerts), encrypted; then the transcript.

@@ -26,13 +26,6 @@ from tests.pgp_support import (
 )
 
 
-@pytest.fixture(scope="module")
-def client() -> Iterator[Client]:
-    c = Client()
-    yield c
-    c.close()
-
-
 @pytest.fixture
 def gpg() -> Iterator[Gpg]:
     g, home = bot_home()
@@ -40,8 +33,8 @@ def gpg() -> Iterator[Gpg]:
     kill_agent(home)
 
 
-def test_inline_encrypted_and_signed_by_a_key_we_lack(client: Client, gpg: Gpg) -> None:
-    armor = client.encrypt(b"The admin panel has no CSRF token.\n", sign_as="reporter")
+def test_inline_encrypted_and_signed_by_a_key_we_lack(pgp_client: Client, gpg: Gpg) -> None:
+    armor = pgp_client.encrypt(b"The admin panel has no CSRF token.\n", sign_as="reporter")
     opened = gpg.open_mail(inline_mail(armor.decode()))
     assert (opened.encrypted, opened.readable) == (True, True)
     # gpg exits 2 here (no key for the signature) although decryption worked.
@@ -49,16 +42,16 @@ def test_inline_encrypted_and_signed_by_a_key_we_lack(client: Client, gpg: Gpg) 
     assert parse(opened.raw).text.strip() == "The admin panel has no CSRF token."
 
 
-def test_inline_signature_turns_good_once_the_key_is_known(client: Client, gpg: Gpg) -> None:
+def test_inline_signature_turns_good_once_the_key_is_known(pgp_client: Client, gpg: Gpg) -> None:
     gpg.import_keys((KEYS / "reporter.pub.asc").read_bytes())
-    armor = client.encrypt(b"secret\n", sign_as="reporter")
+    armor = pgp_client.encrypt(b"secret\n", sign_as="reporter")
     opened = gpg.open_mail(inline_mail(armor.decode()))
     assert (opened.signature, opened.signer) == ("good", FPR["reporter"])
     assert opened.whole
 
 
-def test_inline_armor_mangled_by_clients(client: Client, gpg: Gpg) -> None:
-    armor = client.encrypt(b"still readable\n").decode()
+def test_inline_armor_mangled_by_clients(pgp_client: Client, gpg: Gpg) -> None:
+    armor = pgp_client.encrypt(b"still readable\n").decode()
     lines = armor.strip().split("\n")
     # CRLF, indentation, non-breaking spaces, trailing blanks, blank lines in the base64.
     mangled = "\r\n".join(["  " + lines[0] + " ", "\xa0", *(f"\xa0{ln}  " for ln in lines[1:3]),
@@ -67,25 +60,25 @@ def test_inline_armor_mangled_by_clients(client: Client, gpg: Gpg) -> None:
     assert opened.readable and "still readable" in parse(opened.raw).text
 
 
-def test_partial_inline_block_between_clear_text(client: Client, gpg: Gpg) -> None:
-    armor = client.encrypt(b"the secret part\n").decode()
+def test_partial_inline_block_between_clear_text(pgp_client: Client, gpg: Gpg) -> None:
+    armor = pgp_client.encrypt(b"the secret part\n").decode()
     opened = gpg.open_mail(inline_mail(f"Hello team,\n\n{armor}\nRegards, Rita\n"))
     text = parse(opened.raw).text
     assert opened.readable
     assert text.index("Hello team") < text.index("the secret part") < text.index("Regards")
 
 
-def test_inline_in_an_html_body(client: Client, gpg: Gpg) -> None:
-    armor = client.encrypt(b"from the webmail\n").decode()
+def test_inline_in_an_html_body(pgp_client: Client, gpg: Gpg) -> None:
+    armor = pgp_client.encrypt(b"from the webmail\n").decode()
     html = "<html><body><p>" + armor.replace("\n", "<br>\n") + "</p></body></html>"
     opened = gpg.open_mail(inline_mail(html, html=True))
     assert opened.readable and "from the webmail" in parse(opened.raw).text
 
 
-def test_pgp_mime_with_attachment_and_protected_headers(client: Client, gpg: Gpg) -> None:
+def test_pgp_mime_with_attachment_and_protected_headers(pgp_client: Client, gpg: Gpg) -> None:
     entity = report_part("Details inside.", attachment=b"print('poc')\n",
                          subject="RCE in the upload form")
-    opened = gpg.open_mail(pgp_mime(client.encrypt(entity), subject="..."))
+    opened = gpg.open_mail(pgp_mime(pgp_client.encrypt(entity), subject="..."))
     mail = parse(opened.raw)
     assert (opened.encrypted, opened.readable) == (True, True)
     assert mail.subject == "RCE in the upload form"  # the inner one, not "..."
@@ -94,35 +87,35 @@ def test_pgp_mime_with_attachment_and_protected_headers(client: Client, gpg: Gpg
     assert mail.message_id == "<mime-1@example.net>"  # outer headers kept
 
 
-def test_exchange_rewrapped_pgp_mime(client: Client, gpg: Gpg) -> None:
-    raw = pgp_mime(client.encrypt(report_part("via Exchange")), exchange=True)
+def test_exchange_rewrapped_pgp_mime(pgp_client: Client, gpg: Gpg) -> None:
+    raw = pgp_mime(pgp_client.encrypt(report_part("via Exchange")), exchange=True)
     assert message_from_bytes(raw).get_content_type() == "multipart/mixed"
     opened = gpg.open_mail(raw)
     assert opened.readable and parse(opened.raw).text.strip() == "via Exchange"
 
 
-def test_hidden_recipient_is_tried_against_the_inbox_key(client: Client, gpg: Gpg) -> None:
-    opened = gpg.open_mail(pgp_mime(client.encrypt(report_part("bcc'd"), hidden=True)))
+def test_hidden_recipient_is_tried_against_the_inbox_key(pgp_client: Client, gpg: Gpg) -> None:
+    opened = gpg.open_mail(pgp_mime(pgp_client.encrypt(report_part("bcc'd"), hidden=True)))
     assert opened.readable and parse(opened.raw).text.strip() == "bcc'd"
 
 
-def test_encrypted_and_signed_pgp_mime(client: Client, gpg: Gpg) -> None:
+def test_encrypted_and_signed_pgp_mime(pgp_client: Client, gpg: Gpg) -> None:
     gpg.import_keys((KEYS / "reporter.pub.asc").read_bytes())
-    opened = gpg.open_mail(pgp_mime(client.encrypt(report_part("both"), sign_as="reporter")))
+    opened = gpg.open_mail(pgp_mime(pgp_client.encrypt(report_part("both"), sign_as="reporter")))
     assert (opened.encrypted, opened.signature, opened.signer) == (True, "good", FPR["reporter"])
 
 
-def test_signed_then_encrypted_pgp_mime(client: Client, gpg: Gpg) -> None:
-    inner = signed_mime(client, report_part("#status triaged\n"))
+def test_signed_then_encrypted_pgp_mime(pgp_client: Client, gpg: Gpg) -> None:
+    inner = signed_mime(pgp_client, report_part("#status triaged\n"))
     entity = inner.split(b"MIME-Version: 1.0\r\n", 1)[1]  # the multipart/signed entity
-    opened = gpg.open_mail(pgp_mime(client.encrypt(entity)))
+    opened = gpg.open_mail(pgp_mime(pgp_client.encrypt(entity)))
     assert (opened.encrypted, opened.signature, opened.signer) == (True, "good", FPR["alice"])
     assert "#status triaged" in parse(opened.raw).text
 
 
 @pytest.mark.parametrize("case", ["wrong-key", "corrupt", "truncated"])
-def test_undecryptable_mail_is_kept_as_received(client: Client, gpg: Gpg, case: str) -> None:
-    armor = client.encrypt(b"lost\n", to="mallory" if case == "wrong-key" else "inbox").decode()
+def test_undecryptable_mail_is_kept_as_received(pgp_client: Client, gpg: Gpg, case: str) -> None:
+    armor = pgp_client.encrypt(b"lost\n", to="mallory" if case == "wrong-key" else "inbox").decode()
     if case == "corrupt":
         lines = armor.split("\n")
         lines[4] = lines[4][:10] + "!!!!" + lines[4][14:]
@@ -138,15 +131,15 @@ def test_undecryptable_mail_is_kept_as_received(client: Client, gpg: Gpg, case: 
         assert "key we do not hold" in opened.error
 
 
-def test_pgp_mime_to_a_wrong_key(client: Client, gpg: Gpg) -> None:
-    raw = pgp_mime(client.encrypt(report_part("x"), to="mallory"))
+def test_pgp_mime_to_a_wrong_key(pgp_client: Client, gpg: Gpg) -> None:
+    raw = pgp_mime(pgp_client.encrypt(report_part("x"), to="mallory"))
     opened = gpg.open_mail(raw)
     assert (opened.encrypted, opened.readable, opened.raw) == (True, False, raw)
 
 
-def test_multipart_signed_over_canonical_crlf(client: Client, gpg: Gpg) -> None:
+def test_multipart_signed_over_canonical_crlf(pgp_client: Client, gpg: Gpg) -> None:
     for lf in (False, True):  # a relay that rewrote line ends to LF must not break it
-        opened = gpg.open_mail(signed_mime(client, report_part("#status resolved\n"),
+        opened = gpg.open_mail(signed_mime(pgp_client, report_part("#status resolved\n"),
                                            transport_lf=lf))
         assert (opened.signature, opened.signer, opened.whole) == ("good", FPR["alice"], True)
         mail = parse(opened.raw)
@@ -154,24 +147,24 @@ def test_multipart_signed_over_canonical_crlf(client: Client, gpg: Gpg) -> None:
         assert mail.attachments == ()  # the signature is not an attachment
 
 
-def test_tampered_signed_part_is_bad(client: Client, gpg: Gpg) -> None:
-    opened = gpg.open_mail(signed_mime(client, report_part("#status resolved\n"), tamper=True))
+def test_tampered_signed_part_is_bad(pgp_client: Client, gpg: Gpg) -> None:
+    opened = gpg.open_mail(signed_mime(pgp_client, report_part("#status resolved\n"), tamper=True))
     assert opened.signature == "bad"
 
 
-def test_signature_by_an_unknown_key(client: Client, gpg: Gpg) -> None:
-    opened = gpg.open_mail(signed_mime(client, report_part("hi\n"), as_="mallory"))
+def test_signature_by_an_unknown_key(pgp_client: Client, gpg: Gpg) -> None:
+    opened = gpg.open_mail(signed_mime(pgp_client, report_part("hi\n"), as_="mallory"))
     assert (opened.signature, opened.signer) == ("unknown-key", FPR["mallory"])
 
 
-def test_signature_by_an_expired_key(client: Client, gpg: Gpg) -> None:
+def test_signature_by_an_expired_key(pgp_client: Client, gpg: Gpg) -> None:
     gpg.import_keys((KEYS / "old.pub.asc").read_bytes())
-    opened = gpg.open_mail(inline_mail(client.clearsign("hello\n", "old")))
+    opened = gpg.open_mail(inline_mail(pgp_client.clearsign("hello\n", "old")))
     assert opened.signature == "expired"
 
 
-def test_clearsigned_text_and_a_quoted_one(client: Client, gpg: Gpg) -> None:
-    signed = client.clearsign("#assign bob@example.org\n", "alice")
+def test_clearsigned_text_and_a_quoted_one(pgp_client: Client, gpg: Gpg) -> None:
+    signed = pgp_client.clearsign("#assign bob@example.org\n", "alice")
     opened = gpg.open_mail(inline_mail(signed))
     assert (opened.signature, opened.signer, opened.whole) == ("good", FPR["alice"], True)
     assert parse(opened.raw).text.strip() == "#assign bob@example.org"
@@ -186,10 +179,10 @@ def test_plain_mail_is_untouched_without_running_gpg(gpg: Gpg) -> None:
     assert gpg.open_mail(raw).raw is raw
 
 
-def test_passphrase_protected_inbox_key(client: Client) -> None:
+def test_passphrase_protected_inbox_key(pgp_client: Client) -> None:
     g, home = bot_home(passphrase=SUPPORT_PASSPHRASE)
     try:
-        armor = client.encrypt(b"to support\n", to="support").decode()
+        armor = pgp_client.encrypt(b"to support\n", to="support").decode()
         opened = g.open_mail(inline_mail(armor))
         assert opened.readable and "to support" in parse(opened.raw).text
     finally:
@@ -197,12 +190,12 @@ def test_passphrase_protected_inbox_key(client: Client) -> None:
     g, home = bot_home(passphrase=None)
     try:
         with pytest.raises(PgpSetupError, match="passphrase"):
-            g.open_mail(inline_mail(client.encrypt(b"x\n", to="support").decode()))
+            g.open_mail(inline_mail(pgp_client.encrypt(b"x\n", to="support").decode()))
     finally:
         kill_agent(home)
 
 
-def test_seal_gives_pgp_mime_the_reporter_can_read(client: Client, gpg: Gpg) -> None:
+def test_seal_gives_pgp_mime_the_reporter_can_read(pgp_client: Client, gpg: Gpg) -> None:
     gpg.import_keys((KEYS / "reporter.pub.asc").read_bytes())
     clear = (b"From: security@example.org\r\nTo: researcher@example.net\r\n"
              b"Subject: [SEC-2026-0001] Re: RCE in upload\r\nMessage-ID: <ack.1@example.org>\r\n"
@@ -215,7 +208,7 @@ def test_seal_gives_pgp_mime_the_reporter_can_read(client: Client, gpg: Gpg) -> 
     assert outer["Subject"] == "[SEC-2026-0001] ..."
     assert b"RCE in upload" not in sealed and b"We received" not in sealed
     parts = list(outer.iter_parts())
-    plain, status = client.decrypt(parts[1].get_payload(decode=True))
+    plain, status = pgp_client.decrypt(parts[1].get_payload(decode=True))
     assert "GOODSIG" in status and FPR["inbox"] in status
     inner = message_from_bytes(plain, policy=policy.default)
     assert inner["Subject"] == "[SEC-2026-0001] Re: RCE in upload"  # protected header
@@ -263,13 +256,13 @@ def test_verdict_reads_status_lines_not_exit_codes() -> None:
     assert verdict("[GNUPG:] NODATA 1\n").error
 
 
-def test_compression_bomb_is_cut_off(client: Client, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_compression_bomb_is_cut_off(pgp_client: Client, monkeypatch: pytest.MonkeyPatch) -> None:
     """A small ciphertext that inflates beyond the plaintext limit is not read into memory
     whole and counts as undecryptable (gpg itself stops at --max-output yet says OK)."""
     monkeypatch.setattr(pgp, "MAX_PLAINTEXT", 1 << 20)  # 1 MB here; 64 MB in the daemon
     g, home = bot_home()
     try:
-        armor = client.encrypt(b"\0" * (3 << 20))  # compresses to a few kilobytes
+        armor = pgp_client.encrypt(b"\0" * (3 << 20))  # compresses to a few kilobytes
         assert len(armor) < 64 * 1024
         opened = g.open_mail(pgp_mime(armor))
         assert (opened.encrypted, opened.readable) == (True, False)
