@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -19,7 +20,7 @@ from mailbot.config import Config, InboxConfig, PolicyConfig
 from mailbot.errors import CommandError, MessageError, TransientError
 from mailbot.keyfile import load_or_create_secret
 from mailbot.mail.parse import parse
-from mailbot.mail.pgp import Opened
+from mailbot.mail.pgp import Opened, looks_pgp
 from mailbot.mail.quotes import new_text
 from mailbot.mail.render import LANGUAGES, Templates
 from mailbot.models import CaseState, Disposition, InboundStatus, ParsedMail
@@ -134,16 +135,23 @@ class Pipeline:
         return Prepared(mail, domains, opened, self.crypto.learn(opened, mail), failure)
 
     def parse_all(self, rows: Sequence[InboundRow]) -> list[Prepared]:
-        """Each row parsed; one that raises (a bug) is quarantined, never the worker's end."""
-        out = []
-        for row in rows:
-            try:
-                out.append(self.parse(row))
-            except Exception as e:
-                log.exception("inbound %d: parsing failed", row.id)
-                out.append(Prepared(parse(b""), failure=f"internal error while parsing: "
-                                                        f"{type(e).__name__}: {e}"))
-        return out
+        """Each row parsed, in order. PGP mail waits on gpg processes: several of those run
+        at once (up to [gpg] max_processes), on both cores; plain mail is parsed here."""
+        pgp = sum(looks_pgp(row.raw) for row in rows) if self.crypto.gpg else 0
+        if pgp > 1:
+            workers = min(pgp, self.config.gpg.max_processes)
+            with ThreadPoolExecutor(workers, thread_name_prefix="pgp") as pool:
+                return list(pool.map(self._parse_one, rows))
+        return [self._parse_one(row) for row in rows]
+
+    def _parse_one(self, row: InboundRow) -> Prepared:
+        """One that raises (a bug) is quarantined, never the worker's end."""
+        try:
+            return self.parse(row)
+        except Exception as e:
+            log.exception("inbound %d: parsing failed", row.id)
+            return Prepared(parse(b""), failure=f"internal error while parsing: "
+                                                f"{type(e).__name__}: {e}")
 
     async def process_batch(self, items: Sequence[tuple[InboundRow, Prepared]]) -> list[Outcome]:
         """Several mails in one transaction, which saves a commit per mail under load.
