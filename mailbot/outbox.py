@@ -3,6 +3,11 @@
 Rows are rendered when queued, so this only moves bytes. A row is marked sent right after
 the relay accepts it; retries back off exponentially with jitter while the relay is down,
 and a 5xx answer marks the row failed for a human to look at.
+
+Between the relay's 250 and the row's update the sender may wait for the database (the
+worker holds it for a batch); a crash there would send the mail again. So the 250 is first
+appended to a journal next to the database, in the same step as the answer arrives, and a
+restart marks what the journal names as sent before sending anything.
 """
 
 from __future__ import annotations
@@ -37,15 +42,23 @@ class Sender:
         self.config = config
         self.clock = clock
         self._wake = asyncio.Event()
+        self.journal = SentJournal(Path(f"{store.path}.sent")) if str(store.path) != ":memory:" \
+            else None
 
     def wake(self) -> None:
         self._wake.set()
 
     async def run(self, stop: asyncio.Event) -> None:
+        replayed = False
         while not stop.is_set():
             self._wake.clear()
             try:
+                if not replayed:
+                    await self._replay_journal()
+                    replayed = True
                 sent_any = await self.send_due(stop)
+                if not sent_any and self.journal:
+                    self.journal.clear()  # every line in it is in the database by now
             except TransientError as e:
                 log.warning("outbox: %s", e)
                 sent_any = False
@@ -105,6 +118,8 @@ class Sender:
                     if not smtp.is_connected:
                         return  # the rest stay due and go in the next round
                     continue
+                if self.journal:
+                    self.journal.record(row.id)  # no await since the 250: see the docstring
                 await self._sent(row)
         finally:
             if smtp.is_connected:
@@ -112,6 +127,18 @@ class Sender:
                     await smtp.quit()
                 except (aiosmtplib.SMTPException, OSError):
                     smtp.close()
+
+    async def _replay_journal(self) -> None:
+        """Rows a crash left unmarked after the relay took them: marked, never sent again."""
+        ids = self.journal.read() if self.journal else []
+        if not ids:
+            return
+        async with self.store.write() as db:
+            for outbox_id in ids:
+                await outbox_q.mark_sent(db, outbox_id, iso(self.clock()))
+        assert self.journal is not None
+        self.journal.clear()
+        log.info("outbox: %d sent mails recorded from the journal", len(ids))
 
     async def _sent(self, row: OutboxRow) -> None:
         async with self.store.statement() as db:
@@ -129,6 +156,38 @@ class Sender:
             next_at = self.clock() + timedelta(seconds=delay)
             await outbox_q.mark_retry(db, row.id, next_at=iso(next_at), error=str(err))
         log.warning("outbox %d: deferred (%s); retry in %.0fs", row.id, err, delay)
+
+
+class SentJournal:
+    """Outbox ids the relay accepted, one per line, appended with one write(2) each.
+
+    Not synced: it guards against a crash of the process (the page cache survives that),
+    not against a power failure, like the commits it stands in for until they are made."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd: int | None = None
+
+    def record(self, outbox_id: int) -> None:
+        if self._fd is None:
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        os.write(self._fd, b"%d\n" % outbox_id)
+
+    def read(self) -> list[int]:
+        try:
+            text = self.path.read_bytes()
+        except FileNotFoundError:
+            return []
+        # A line cut short by the crash has no newline: its mail was not recorded as taken.
+        return [int(line) for line in text.split(b"\n")[:-1] if line.strip().isdigit()]
+
+    def clear(self) -> None:
+        if self._fd is None and not self.path.exists():
+            return
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+        self.path.unlink(missing_ok=True)
 
 
 def _translate(e: BaseException) -> DeliveryDeferred | DeliveryFailed:

@@ -16,11 +16,31 @@ from mailbot.config import load_config
 from tests.dovecot import Dovecot
 from tests.dovecot import available as dovecot_available
 from tests.pgp_support import Client
-from tests.support import CONFIG, FRIDAY_EVENING, Bot, MovingClock, Sink, running_bot
+from tests.support import (
+    CONFIG,
+    FRIDAY_EVENING,
+    Bot,
+    MovingClock,
+    Sink,
+    assert_confidential,
+    running_bot,
+)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--long", action="store_true",
+                     help="run the full reliability suite (kills, 1,000 mails, big hostile mail)")
 
 
 @pytest.fixture
-async def sink() -> AsyncIterator[Sink]:
+def long_run(request: pytest.FixtureRequest) -> bool:
+    return bool(request.config.getoption("--long"))
+
+
+@pytest.fixture
+async def sink(tmp_path: Path) -> AsyncIterator[Sink]:
+    """The relay; when the test leaves a mailbot database and config behind, everything the
+    relay got is checked for case text sent to an outsider."""
     s = Sink()
     loop = asyncio.get_running_loop()
     server = await loop.create_server(
@@ -31,6 +51,9 @@ async def sink() -> AsyncIterator[Sink]:
     server.close()
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(server.wait_closed(), 2)
+    db, config = tmp_path / "mailbot.db", tmp_path / "mailbot.toml"
+    if s.received and db.exists() and config.exists():
+        assert_confidential(s.received, db, config)
 
 
 @pytest.fixture(scope="session")

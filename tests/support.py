@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import re
+import socket
+import sqlite3
+import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -17,7 +22,7 @@ import aiosmtplib
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from mailbot import daemon
-from mailbot.config import Config
+from mailbot.config import Config, load_config
 from mailbot.store import Store
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -210,3 +215,100 @@ def report(subject: str = "XSS in /search", sender: str = "researcher@example.ne
         msg[name.replace("_", "-")] = value
     msg.set_content(body)
     return msg
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def start_daemon(config: Path, port: int, *, paused: bool = False,
+                       log: Path | None = None) -> asyncio.subprocess.Process:
+    """`mailbot run` as a child process, returned once it listens on `port`; its log is
+    appended to `log` (or discarded)."""
+    env = {k: v for k, v in os.environ.items() if k != "MAILBOT_TEST_PAUSE_WORKER"}
+    if paused:
+        env["MAILBOT_TEST_PAUSE_WORKER"] = "1"
+    # A local file opened once per start: not worth a thread.
+    out = open(log, "ab") if log else None  # noqa: ASYNC230, SIM115
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "mailbot", "run", "--config", str(config), env=env,
+            stdout=asyncio.subprocess.DEVNULL, stderr=out or asyncio.subprocess.DEVNULL,
+        )
+    finally:
+        if out:
+            out.close()
+    for _ in range(400):
+        if proc.returncode is not None:
+            break
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.close()
+            return proc
+        except OSError:
+            await asyncio.sleep(0.05)
+    if proc.returncode is None:
+        proc.kill()
+    raise AssertionError(f"daemon did not start listening on {port}")
+
+
+def table(db: Path, sql: str, params: tuple[object, ...] = ()) -> list[tuple[Any, ...]]:
+    with contextlib.closing(sqlite3.connect(db)) as conn:
+        return conn.execute(sql, params).fetchall()
+
+
+def _text_of(r: Received) -> str:
+    """Headers and every decodable text part of a mail the sink received."""
+    msg = r.msg
+    out = [f"{k}: {v}" for k, v in msg.items()]
+    for part in msg.walk():
+        if part.get_content_maintype() == "text":
+            with contextlib.suppress(Exception):
+                out.append(part.get_content())
+    return "\n".join(out)
+
+
+def leaks(received: list[Received], db: Path, config: Config) -> list[str]:
+    """Mails that carry text of a case to someone who is neither staff nor its reporter.
+
+    A case's text is its reference, its subject and the longer lines its reporter wrote;
+    insiders are staff, the inboxes' notification lists and the digest's readers."""
+    insiders = {s.address.lower() for s in config.staff} | {a.lower() for a in config.digest.to}
+    for inbox in config.inboxes:
+        insiders |= {a.lower() for a in inbox.notify}
+    marks: dict[str, set[int]] = {}  # a text may belong to several cases (a common subject)
+    reporters: dict[int, str] = {}
+    for case_id, ref, reporter, subject in table(
+            db, "SELECT id, ref, reporter, subject FROM cases"):
+        reporters[case_id] = reporter.lower()
+        marks.setdefault(ref, set()).add(case_id)
+        if len(subject) >= 16:
+            marks.setdefault(subject, set()).add(case_id)
+    for case_id, body in table(db, "SELECT case_id, body FROM messages WHERE direction = 'in'"
+                                   " AND kind IN ('report', 'follow-up')"):
+        for line in (body or "").splitlines():
+            if len(line.strip()) >= 24:
+                marks.setdefault(line.strip(), set()).add(case_id)
+    if not marks:
+        return []
+    # One alternation, longest first, finds every case text in a mail in one pass.
+    pattern = re.compile("|".join(re.escape(m) for m in sorted(marks, key=len, reverse=True)))
+    found = []
+    for r in received:
+        texts = {m.group(0) for m in pattern.finditer(_text_of(r))}
+        for rcpt in r.rcpt_tos:
+            rcpt = rcpt.lower()
+            if rcpt in insiders:
+                continue
+            found += [f"{rcpt} got {t[:40]!r} of case(s) {sorted(marks[t])}" for t in texts
+                      if all(reporters[c] != rcpt for c in marks[t])]
+    return found
+
+
+def assert_confidential(received: list[Received], db: Path, config: Config | Path) -> None:
+    if isinstance(config, Path):
+        config = load_config(config)
+    problems = leaks(received, db, config)
+    assert not problems, "confidentiality: " + "; ".join(problems[:5])

@@ -64,7 +64,7 @@ async def next_attempt(db: Db) -> str | None:
 async def mark_sent(db: Db, outbox_id: int, at: str) -> None:
     await db.execute(
         "UPDATE outbox SET status = 'sent', sent_at = ?, attempts = attempts + 1,"
-        " last_error = NULL WHERE id = ?",
+        " last_error = NULL WHERE id = ? AND status = 'pending'",
         (at, outbox_id),
     )
 

@@ -3,49 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import socket
-import sqlite3
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from tests.support import Sink, report, send
+from tests.support import Sink, free_port, report, send, start_daemon, table
 
 pytestmark = pytest.mark.slow
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-async def start_daemon(config: Path, port: int, *, paused: bool) -> asyncio.subprocess.Process:
-    env = {k: v for k, v in os.environ.items() if k != "MAILBOT_TEST_PAUSE_WORKER"}
-    if paused:
-        env["MAILBOT_TEST_PAUSE_WORKER"] = "1"
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "mailbot", "run", "--config", str(config), env=env,
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
-    )
-    for _ in range(200):
-        try:
-            _, writer = await asyncio.open_connection("127.0.0.1", port)
-            writer.close()
-            return proc
-        except OSError:
-            await asyncio.sleep(0.05)
-    proc.kill()
-    raise AssertionError("daemon did not start listening")
-
-
-def table(db: Path, sql: str) -> list[tuple[object, ...]]:
-    with sqlite3.connect(db) as conn:
-        return conn.execute(sql).fetchall()
 
 
 async def test_sigkill_between_intake_and_processing_loses_nothing(

@@ -1,0 +1,34 @@
+"""The reliability suite: a real daemon process on a fixed loopback port."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.reliability.harness import Daemon
+from tests.support import Sink, free_port
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "tests/reliability/" in str(item.path).replace("\\", "/"):
+            item.add_marker(pytest.mark.reliability)
+
+
+@pytest.fixture
+def rng(request: pytest.FixtureRequest) -> random.Random:
+    """Seeded per test (printed on failure) so a failing run can be replayed."""
+    seed = random.randrange(1 << 32)
+    print(f"seed {seed}")
+    return random.Random(seed)
+
+
+@pytest.fixture
+def daemon(sink: Sink, write_config: Callable[..., Path], tmp_path: Path) -> Daemon:
+    port = free_port()
+    path = write_config(sink.port)
+    path.write_text(path.read_text().replace("port = 0", f"port = {port}"))
+    return Daemon(path, port, tmp_path / "daemon.log")
