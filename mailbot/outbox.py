@@ -49,7 +49,14 @@ class Sender:
         self._wake.set()
 
     async def run(self, stop: asyncio.Event) -> None:
-        replayed = False
+        try:
+            await self._run(stop)
+        finally:
+            if self.journal:
+                self.journal.close()
+
+    async def _run(self, stop: asyncio.Event) -> None:
+        replayed, backoff = False, 1.0
         while not stop.is_set():
             self._wake.clear()
             try:
@@ -59,9 +66,15 @@ class Sender:
                 sent_any = await self.send_due(stop)
                 if not sent_any and self.journal:
                     self.journal.clear()  # every line in it is in the database by now
+                backoff = 1.0
             except TransientError as e:
-                log.warning("outbox: %s", e)
-                sent_any = False
+                # The database cannot record what the relay took (disk full, locked): send
+                # nothing more until the journal's lines are recorded, or they go twice.
+                log.warning("outbox: %s; retrying in %.0fs", e, backoff)
+                replayed = False
+                await wait_any(stop, None, backoff)
+                backoff = min(backoff * 2, 60.0)
+                continue
             if sent_any:
                 continue
             await wait_any(stop, self._wake, await self._idle_seconds())
@@ -184,10 +197,13 @@ class SentJournal:
     def clear(self) -> None:
         if self._fd is None and not self.path.exists():
             return
+        self.close()
+        self.path.unlink(missing_ok=True)
+
+    def close(self) -> None:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
-        self.path.unlink(missing_ok=True)
 
 
 def _translate(e: BaseException) -> DeliveryDeferred | DeliveryFailed:

@@ -153,8 +153,8 @@ class Bot:
     store: Store | None = None
 
     async def send(self, msg: EmailMessage | bytes, *, mail_from: str | None = None,
-                   to: list[str] | None = None) -> Any:
-        return await send(self.port, msg, mail_from=mail_from, to=to)
+                   to: list[str] | None = None, timeout: float = 10) -> Any:
+        return await send(self.port, msg, mail_from=mail_from, to=to, timeout=timeout)
 
     async def open_store(self) -> Store:
         if self.store is None:
@@ -163,7 +163,7 @@ class Bot:
 
 
 async def send(port: int, msg: EmailMessage | bytes, *, mail_from: str | None = None,
-               to: list[str] | None = None) -> Any:
+               to: list[str] | None = None, timeout: float = 10) -> Any:
     """Send over SMTP to 127.0.0.1:port; envelope from the headers unless given."""
     if isinstance(msg, EmailMessage):
         if mail_from is None:
@@ -174,7 +174,7 @@ async def send(port: int, msg: EmailMessage | bytes, *, mail_from: str | None = 
         raw = msg
     assert mail_from is not None and to
     # The SMTP object, not aiosmtplib.send(), which refuses the null return path "<>".
-    async with aiosmtplib.SMTP(hostname="127.0.0.1", port=port, timeout=10) as smtp:
+    async with aiosmtplib.SMTP(hostname="127.0.0.1", port=port, timeout=timeout) as smtp:
         return await smtp.sendmail(mail_from, to, raw)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import sqlite3
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -54,6 +55,9 @@ class Store:
             await db.execute("PRAGMA busy_timeout = 10000")
             if apply_migrations:
                 await store.migrate()
+        except sqlite3.Error as e:
+            await db.close()
+            raise StoreBusy(f"cannot open database {path}: {e}{_why(path)}") from e
         except BaseException:
             await db.close()
             raise
@@ -124,6 +128,13 @@ class Store:
     async def read(self) -> AsyncIterator[Db]:
         async with self._lock, _translate():
             yield self._db
+
+
+def _why(path: Path) -> str:
+    """What SQLite's "unable to open database file" most often means."""
+    if str(path) != ":memory:" and not os.access(path.parent, os.W_OK):
+        return f" ({path.parent} is read-only: SQLite needs to write its WAL next to the file)"
+    return ""
 
 
 @asynccontextmanager
