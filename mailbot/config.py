@@ -162,6 +162,9 @@ class LimitsConfig:
     # Beyond this many new cases from one sender within an hour, their cases are still
     # opened, but neither acknowledged nor announced to staff one by one (a flood, a loop).
     acks_per_sender_per_hour: int = 10
+    # Beyond this many acknowledgements to anyone within an hour (many forged senders), the
+    # same: stored and threaded, not acknowledged; staff see them in the list and digest.
+    acks_per_hour: int = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -357,11 +360,14 @@ def parse_config(data: Mapping[str, Any], path: Path | None) -> Config:
         r.error("escalation.interval", "use minutes or hours")
     escalation = EscalationConfig(interval=_timedelta(interval))
 
-    t = r.table(top.get("limits", {}), "limits", {"acks_per_sender_per_hour"})
+    t = r.table(top.get("limits", {}), "limits", {"acks_per_sender_per_hour", "acks_per_hour"})
     per_hour = r.get(t, "limits.acks_per_sender_per_hour", int, 10)
     if per_hour < 1:
         r.error("limits.acks_per_sender_per_hour", "must be at least 1")
-    limits = LimitsConfig(acks_per_sender_per_hour=per_hour)
+    global_per_hour = r.get(t, "limits.acks_per_hour", int, 200)
+    if global_per_hour < per_hour:
+        r.error("limits.acks_per_hour", "must be at least acks_per_sender_per_hour")
+    limits = LimitsConfig(acks_per_sender_per_hour=per_hour, acks_per_hour=global_per_hour)
 
     security_txt = r.security_txt(top.get("security_txt", {}))
     unknown = [n for n in security_txt.inboxes if n not in {b.name for b in inboxes}]

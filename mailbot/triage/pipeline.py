@@ -29,6 +29,7 @@ from mailbot.store import Db, Store
 from mailbot.store import cases as case_q
 from mailbot.store import inbound as inbound_q
 from mailbot.store import keys as keys_q
+from mailbot.store import outbox as outbox_q
 from mailbot.store.inbound import InboundRow
 from mailbot.triage import actions, commands, letters
 from mailbot.triage.auth import DnsFunc, dkim_aligned, dkim_domains, reply_refs, token_valid
@@ -289,15 +290,19 @@ class Pipeline:
             detail=f"first response due {iso(due.first_response_due)}",
         )
         remarks = await self._pgp_remarks(db, case_id, pgp, now)
-        recent, key = await case_q.reporter_facts(db, mail.from_addr,
-                                                  iso(received - timedelta(hours=1)))
-        if recent > self.config.limits.acks_per_sender_per_hour:
+        hour_ago = iso(received - timedelta(hours=1))
+        recent, key = await case_q.reporter_facts(db, mail.from_addr, hour_ago)
+        flood = (f"{recent} cases from this sender in the last hour"
+                 if recent > self.config.limits.acks_per_sender_per_hour else None)
+        if flood is None and await outbox_q.acks_since(db, hour_ago) >= \
+                self.config.limits.acks_per_hour:
+            flood = f"{self.config.limits.acks_per_hour} acknowledgements in the last hour"
+        if flood:
             # A flood or a loop: the case is kept and threaded, nothing is sent for it.
-            await case_q.add_event(
-                db, case_id, at=iso(now), actor="mailbot", action="acknowledgement withheld",
-                detail=f"{recent} cases from this sender in the last hour")
-            log.warning("inbound %d: %s opened %s; ack withheld (%d cases in an hour)",
-                        row.id, mail.from_addr, ref, recent)
+            await case_q.add_event(db, case_id, at=iso(now), actor="mailbot",
+                                   action="acknowledgement withheld", detail=flood)
+            log.warning("inbound %d: %s opened %s; ack withheld (%s)",
+                        row.id, mail.from_addr, ref, flood)
             return case_id, ref, 0
         ack = letters.acknowledgement(
             self.templates, inbox, policy,

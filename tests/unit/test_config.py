@@ -36,6 +36,7 @@ def test_example_config_loads() -> None:
     assert [i.prefix for i in config.inboxes] == ["SEC", "SUP"]
     assert config.policies["security"].first_response.unit is Unit.BUSINESS_DAYS
     assert config.smtp_in.max_message_size == 25 * 1024 * 1024
+    assert (config.limits.acks_per_sender_per_hour, config.limits.acks_per_hour) == (10, 200)
 
 
 def test_embedded_defaults_serve_a_newcomer(
@@ -77,6 +78,9 @@ def test_env_var_names_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
         ('[security_txt]\npolicy = "http://example.org/p"\n', "security_txt.policy",
          "not an https:// URI"),
         ('[security_txt]\ninboxes = ["sales"]\n', "security_txt.inboxes", "no inbox named"),
+        ('[limits]\nacks_per_hour = 5\n', "limits.acks_per_hour", "at least acks_per_sender"),
+        ('[limits]\nacks_per_sender_per_hour = 0\n', "limits.acks_per_sender_per_hour",
+         "at least 1"),
     ],
 )
 def test_errors_name_file_key_and_reason(
