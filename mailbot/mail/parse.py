@@ -1,8 +1,11 @@
 """Bytes → a ParsedMail: headers, text, attachments, and whether a machine sent it.
 
 Never raises: whatever the bytes, the result is a ParsedMail, and what was wrong with them
-is listed in `defects`. The MIME tree is walked with explicit bounds (parts, depth) so a
-hostile mail costs bounded work.
+is listed in `defects`. Hostile mail costs bounded work and memory: the stdlib parser only
+sees the first MAX_PARSED bytes, cut before the MAX_PARTS-th boundary line (a part or a
+nesting level each), the tree is walked to MAX_PARTS parts and MAX_DEPTH levels, header
+values are decoded from their first MAX_HEADER characters, and attachments keep their data
+up to MAX_DECODED bytes in all. The whole mail is always kept raw by intake.
 """
 
 from __future__ import annotations
@@ -21,7 +24,17 @@ from mailbot.models import Attachment, ParsedMail
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029\x85]+")
 _MSGID = re.compile(r"<[^<>\s]{1,900}>")
+_ANGLE_ADDR = re.compile(r"<([^<>\s@]{1,200}@[^<>\s@]{1,200})>")
 _MAX_TEXT = 4 * 1024 * 1024
+MAX_PARSED = 10 * 1024 * 1024  # bytes of a mail given to the stdlib parser (~8x in memory)
+MAX_PARTS = 1000
+MAX_DEPTH = 20
+MAX_DECODED = 5 * 1024 * 1024  # attachment bytes kept (staff notifications carry them)
+MAX_HEADER = 64 * 1024  # characters of one header value that are decoded
+_BOUNDARY_LINE = re.compile(rb"^--", re.M)
+# The stdlib parser's time grows with the square of the nesting: multipart containers past
+# 2 * MAX_DEPTH are cut off before it sees them.
+_MULTIPART = re.compile(rb"^content-type:[ \t]*multipart/", re.I | re.M)
 
 # Subjects of out-of-office replies that carry no RFC 3834 header (Exchange, iCloud, Gmail
 # in some set-ups). Only trusted together with another automatic-reply signal, see below.
@@ -38,13 +51,14 @@ def one_line(value: str, limit: int = 998) -> str:
 
 
 def parse(
-    raw: bytes, *, loop_markers: Collection[str] = (), max_parts: int = 1000, max_depth: int = 20
+    raw: bytes, *, loop_markers: Collection[str] = (), max_parts: int = MAX_PARTS,
+    max_depth: int = MAX_DEPTH,
 ) -> ParsedMail:
     defects: list[str] = []
     try:
         # compat32 keeps headers as text until asked: policy.default builds a header object
         # on every access, which cost more than everything else in a mail's processing.
-        msg = BytesParser(policy=policy.compat32).parsebytes(raw)
+        msg = BytesParser(policy=policy.compat32).parsebytes(_bounded(raw, max_parts, defects))
     except Exception as e:  # the stdlib parser is lenient; this is the last resort
         defects.append(f"unparseable: {type(e).__name__}")
         msg = Message()
@@ -76,13 +90,34 @@ def parse(
     )
 
 
+def _bounded(raw: bytes, max_parts: int, defects: list[str]) -> bytes:
+    """The part of the mail the parser may see: the first MAX_PARSED bytes, ended before
+    the boundary line after 2 * max_parts of them (each part or nesting level has one)."""
+    if len(raw) > MAX_PARSED:
+        defects.append(f"larger than {MAX_PARSED} bytes: only the start parsed, "
+                       "the whole mail kept raw")
+        raw = raw[:MAX_PARSED]
+    for n, m in enumerate(_MULTIPART.finditer(raw)):
+        if n == 2 * MAX_DEPTH:
+            defects.append(f"more than {2 * MAX_DEPTH} multiparts; the rest ignored")
+            raw = raw[: m.start()]
+            break
+    for n, m in enumerate(_BOUNDARY_LINE.finditer(raw)):
+        if n == 2 * max_parts:
+            defects.append(f"more than {max_parts} parts; the rest ignored")
+            return raw[: m.start()]
+    return raw
+
+
 class _Headers:
-    """The top-level headers by lower-cased name, as raw text (8-bit bytes read as UTF-8)."""
+    """The top-level headers by lower-cased name, as raw text (8-bit bytes read as UTF-8),
+    each cut at MAX_HEADER characters (an address list or encoded words beyond that cost
+    time and can carry nothing a case needs)."""
 
     def __init__(self, msg: Message) -> None:
         self.by_name: dict[str, list[str]] = {}
         for name, value in msg.raw_items():
-            self.by_name.setdefault(name.lower(), []).append(_text(value))
+            self.by_name.setdefault(name.lower(), []).append(_text(value)[:MAX_HEADER])
 
     def raw(self, name: str) -> str:
         values = self.by_name.get(name.lower())
@@ -131,6 +166,10 @@ def _first_address(value: str) -> tuple[str, str]:
         return "", ""
     for name, addr in pairs:
         addr = one_line(addr, 320).lower()
+        if "=?" in addr or "?=" in addr:
+            # An encoded word with a ':' in it read as a group name: the <address> is meant.
+            angle = _ANGLE_ADDR.search(value)
+            addr = angle.group(1).lower() if angle else ""
         if "@" in addr and " " not in addr:
             return one_line(decode_words(name), 200), addr
     return "", ""
@@ -175,6 +214,7 @@ class _Walker:
         self.text: str | None = None
         self.html: str | None = None
         self.attachments: list[Attachment] = []
+        self.decoded = 0  # attachment bytes kept so far
 
     def walk(self, part: Message, depth: int) -> None:
         self.parts += 1
@@ -201,9 +241,14 @@ class _Walker:
         if is_text and ctype == "text/plain" and self.text is None and not filename:
             self.text = _decode_text(part, self.defects).replace("\r\n", "\n").replace("\r", "\n")
         elif is_text and ctype == "text/html" and self.html is None and not filename:
-            self.html = _decode_text(part, self.defects)
+            self.html = _decode_text(part, self.defects)[:_MAX_TEXT]
         else:
             data = _payload_bytes(part)
+            if self.decoded + len(data) > MAX_DECODED:
+                self.defects.append(f"attachments over {MAX_DECODED} bytes in all: the rest "
+                                    "kept only in the raw mail")
+                data = b""
+            self.decoded += len(data)
             self.attachments.append(Attachment(filename, ctype, data))
 
 
