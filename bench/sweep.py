@@ -33,7 +33,7 @@ from mailbot.store import Store
 NOW = datetime(2026, 12, 16, 10, 0, tzinfo=UTC)  # a Wednesday morning
 
 
-def fill(path: Path, count: int) -> None:
+def fill(path: Path, count: int, now: datetime = NOW) -> None:
     rnd = random.Random(1)
     db = sqlite3.connect(path)
     db.execute("PRAGMA synchronous = OFF")
@@ -41,7 +41,7 @@ def fill(path: Path, count: int) -> None:
 
     def rows():  # a generator: the bench's own memory must not hide mailbot's
         for i in range(1, count + 1):
-            created = NOW - timedelta(days=rnd.uniform(0, 45))
+            created = now - timedelta(days=rnd.uniform(0, 45))
             first_due = created + timedelta(days=rnd.uniform(3, 6))
             responded = iso(first_due - timedelta(days=1)) if rnd.random() < 0.7 else None
             yield (f"SEC-2026-{i:06d}", iso(created), iso(created), iso(first_due), responded,
