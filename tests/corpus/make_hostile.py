@@ -91,8 +91,9 @@ SMALL: dict[str, Callable[[], bytes]] = {
                                                                 b"charset=\"x-\0evil\""),
     "rfc2047-bomb": lambda: plain("rfc2047-bomb", b"\r\n ".join(
         b"=?utf-8?b?" + base64.b64encode(b"A" * 45) + b"?=" for _ in range(20000))),
-    # 1 MB of one Subject, folded (SMTP refuses lines over 1,000 bytes: see the suite).
+    # 1 MB of one Subject: folded, and on one line (RFC 5321 allows 1,000; intake takes it).
     "long-header": lambda: plain("long-header", b"\r\n ".join([b"x" * 900] * 1100)),
+    "long-line": lambda: plain("long-line", b"x" * 1_000_000),
     "many-recipients": lambda: plain("many-recipients", extra=b"Cc: " + b",\r\n ".join(
         b"c%d@example.net" % i for i in range(20000)) + CRLF),
     "deep-nesting": lambda: nested("deep-nesting", 200),

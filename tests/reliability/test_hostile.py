@@ -92,22 +92,3 @@ def check_answers(sink: Sink) -> None:
                   if "<hostile-jinja-subject@example.net>" in str(r.msg["In-Reply-To"]))
     assert "{{ 7 * 7 }}" in notice.msg.get_body(("plain",)).get_content()  # type: ignore[union-attr]
 
-
-async def test_overlong_line_is_refused_not_dropped(
-    sink: Sink, write_config: Callable[..., Path], tmp_path: Path
-) -> None:
-    """A line over SMTP's 1,000 bytes is refused with a 5xx: the sender is told, not lied to."""
-    port = free_port()
-    path = write_config(sink.port)
-    path.write_text(path.read_text().replace("port = 0", f"port = {port}"))
-    daemon = Daemon(path, port, tmp_path / "daemon.log")
-    await daemon.start()
-    try:
-        with pytest.raises(aiosmtplib.SMTPDataError) as refused:
-            async with aiosmtplib.SMTP(hostname="127.0.0.1", port=port, timeout=30) as smtp:
-                await smtp.sendmail("hostile@example.net", ["security@example.org"],
-                                    b"Subject: " + b"x" * 100_000 + b"\r\n\r\nbody\r\n")
-        assert refused.value.code == 500
-    finally:
-        await daemon.stop()
-    assert table(tmp_path / "mailbot.db", "SELECT count(*) FROM inbound") == [(0,)]
