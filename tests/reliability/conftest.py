@@ -30,5 +30,7 @@ def rng(request: pytest.FixtureRequest) -> random.Random:
 def daemon(sink: Sink, write_config: Callable[..., Path], tmp_path: Path) -> Daemon:
     port = free_port()
     path = write_config(sink.port)
-    path.write_text(path.read_text().replace("port = 0", f"port = {port}"))
+    # 500 reporters in the long run: past the default global ack limit (200 an hour).
+    path.write_text(path.read_text().replace("port = 0", f"port = {port}")
+                    + "\n[limits]\nacks_per_hour = 100000\n")
     return Daemon(path, port, tmp_path / "daemon.log")
