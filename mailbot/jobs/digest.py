@@ -8,6 +8,7 @@ passed before it was kept.
 from __future__ import annotations
 
 import asyncio
+from bisect import bisect_right
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -110,7 +111,9 @@ def compute(inbox: str, cases: Iterable[Record], end: datetime,
     def bucket(moment: datetime | None) -> int | None:
         if moment is None or moment >= end or moment < week_starts[0]:
             return None
-        return int((moment - week_starts[0]) / WEEK)
+        # Weeks are wall-clock weeks of `end`'s zone: across a DST change one lasts an hour
+        # more or less, so the index comes from the boundaries, not from a division.
+        return bisect_right(week_starts, moment) - 1
 
     for c in cases:
         line = Line(c["ref"], c["subject"], c["state"], c["severity"])

@@ -109,3 +109,12 @@ def test_cases_without_a_reporter_update_in_the_cadence() -> None:
     waiting = case("W", created_at=at(30), state="needs-info", last_reporter_update_at=at(20))
     d = compute("security", [*CASES, quiet, waiting], END, cadence=timedelta(days=14))
     assert [(c.ref, c.note) for c in d.silent] == [("Q", "last update")]
+
+
+def test_week_buckets_across_a_dst_change() -> None:
+    """With winter time begun in the 12 weeks, a case opened in the digest week's last hour
+    counts in that week (the division by 7 days once put it in a 13th: IndexError)."""
+    late = (END - timedelta(minutes=30)).astimezone(UTC).isoformat()
+    d = compute("security", [case("L", created_at=late)], END)
+    assert [w.new for w in d.weeks][-1] == 1
+    assert sum(w.new for w in d.weeks) == 1
