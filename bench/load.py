@@ -156,7 +156,12 @@ async def run(work: Path, count: int, clients: int, cases: int) -> None:
     await proc.wait()
     server.close()
     text = log.read_text(errors="replace")
-    log_errors = sum(" ERROR " in line or "Traceback" in line for line in text.splitlines())
+    bad = [line for line in text.splitlines() if " ERROR " in line or "Traceback" in line]
+    if bad:  # the first error with what follows it (a traceback)
+        lines = text.splitlines()
+        first = lines.index(bad[0])
+        print("\n".join(lines[first:first + 30]), file=sys.stderr)
+    log_errors = len(bad)
     sweeps = text.count("escalation sweep queued")
     latencies = sorted(sink.arrived[m] - sent_at[m] for m in sink.arrived)
     missing = len(reports) - len(latencies)
