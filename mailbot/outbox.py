@@ -13,6 +13,7 @@ restart marks what the journal names as sent before sending anything.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import random
@@ -24,7 +25,7 @@ import aiosmtplib
 
 from mailbot.clock import Clock, iso
 from mailbot.config import SmtpOutConfig
-from mailbot.errors import DeliveryDeferred, DeliveryFailed, TransientError
+from mailbot.errors import DeliveryDeferred, DeliveryFailed, StoreBusy, TransientError
 from mailbot.store import Store
 from mailbot.store import outbox as outbox_q
 from mailbot.store.outbox import OutboxRow
@@ -65,7 +66,8 @@ class Sender:
                     replayed = True
                 sent_any = await self.send_due(stop)
                 if not sent_any and self.journal:
-                    self.journal.clear()  # every line in it is in the database by now
+                    with contextlib.suppress(OSError):  # kept lines are replayed harmlessly
+                        self.journal.clear()  # every line in it is in the database by now
                 backoff = 1.0
             except TransientError as e:
                 # The database cannot record what the relay took (disk full, locked): send
@@ -143,15 +145,18 @@ class Sender:
 
     async def _replay_journal(self) -> None:
         """Rows a crash left unmarked after the relay took them: marked, never sent again."""
-        ids = self.journal.read() if self.journal else []
-        if not ids:
+        if self.journal is None:
             return
-        async with self.store.write() as db:
-            for outbox_id in ids:
-                await outbox_q.mark_sent(db, outbox_id, iso(self.clock()))
-        assert self.journal is not None
-        self.journal.clear()
-        log.info("outbox: %d sent mails recorded from the journal", len(ids))
+        ids = await asyncio.to_thread(self.journal.read)
+        if ids:
+            async with self.store.write() as db:
+                for outbox_id in ids:
+                    await outbox_q.mark_sent(db, outbox_id, iso(self.clock()))
+            log.info("outbox: %d sent mails recorded from the journal", len(ids))
+        try:
+            self.journal.clear()
+        except OSError as e:  # cannot even open it: the database will not take much either
+            raise StoreBusy(f"sent journal {self.journal.path}: {e}") from e
 
     async def _sent(self, row: OutboxRow) -> None:
         async with self.store.statement() as db:
@@ -172,33 +177,53 @@ class Sender:
 
 
 class SentJournal:
-    """Outbox ids the relay accepted, one per line, appended with one write(2) each.
+    """Outbox ids the relay accepted, one per line, each written with one pwrite(2).
 
-    Not synced: it guards against a crash of the process (the page cache survives that),
-    not against a power failure, like the commits it stands in for until they are made."""
+    Room for a few thousand lines is reserved up front and cleared by overwriting it with
+    zeros, so a full disk cannot stop a record. Not synced: it guards against a crash of
+    the process (the page cache survives that), not against a power failure, like the
+    commits it stands in for until they are made."""
+
+    SPACE = 64 * 1024
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._fd: int | None = None
+        self._end = 0  # where the next line goes
+
+    def open(self) -> int:
+        if self._fd is None:
+            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+            self._end = os.fstat(self._fd).st_size  # what is there is cleared by clear()
+            with contextlib.suppress(OSError):
+                os.posix_fallocate(self._fd, 0, self.SPACE)
+        return self._fd
 
     def record(self, outbox_id: int) -> None:
-        if self._fd is None:
-            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-        os.write(self._fd, b"%d\n" % outbox_id)
+        line = b"%d\n" % outbox_id
+        try:
+            os.pwrite(self.open(), line, self._end)
+        except OSError as e:
+            log.warning("outbox %d: sent, but not journalled (%s): a crash now sends it again",
+                        outbox_id, e)
+            return
+        self._end += len(line)
 
     def read(self) -> list[int]:
         try:
             text = self.path.read_bytes()
         except FileNotFoundError:
             return []
-        # A line cut short by the crash has no newline: its mail was not recorded as taken.
+        # A line cut short by the crash has no newline: its mail was not recorded as taken;
+        # the reserved room reads as NUL bytes.
         return [int(line) for line in text.split(b"\n")[:-1] if line.strip().isdigit()]
 
     def clear(self) -> None:
-        if self._fd is None and not self.path.exists():
-            return
-        self.close()
-        self.path.unlink(missing_ok=True)
+        """Forget every line (all are in the database): zeros over them, keeping the room."""
+        fd = self.open()
+        if self._end:
+            os.pwrite(fd, bytes(self._end), 0)
+            self._end = 0
 
     def close(self) -> None:
         if self._fd is not None:

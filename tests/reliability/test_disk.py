@@ -160,3 +160,27 @@ async def test_read_only_database_is_refused_with_a_clear_error(
 async def run(argv: list[str]) -> subprocess.CompletedProcess[str]:
     return await asyncio.to_thread(subprocess.run, argv, capture_output=True, text=True,
                                    timeout=60, check=argv[0] != sys.executable)
+
+
+async def test_disk_full_while_sending_sends_nothing_twice(tmpfs: Path, sink: Sink) -> None:
+    """The relay takes a mail the full database cannot record as sent: the journal keeps
+    the fact, the sender waits for space, and the mail is not sent again."""
+    config = load_config(config_on(tmpfs, sink.port))
+    async with running_bot(config, MovingClock(FRIDAY_EVENING)) as bot:
+        sink.refuse_with = "451 4.3.0 down for a moment"
+        await bot.send(report(sender="r0@example.net", message_id="<r0@example.net>"))
+        db = tmpfs / "mailbot.db"
+        async with asyncio.timeout(20):  # queued, tried once, deferred
+            while table(db, "SELECT count(*) FROM outbox WHERE attempts > 0") != [(3,)]:
+                await asyncio.sleep(0.05)
+        filler = await asyncio.to_thread(fill, tmpfs)
+        sink.refuse_with = None
+        await sink.wait_for(1, to=None, timeout=30)  # the retry, 5 s later, is taken
+        await asyncio.sleep(2)  # the old sender sent it again every 50 ms here
+        assert len(sink.received) == 1  # and nothing more until it can be recorded
+        await asyncio.to_thread(filler.unlink)
+        async with asyncio.timeout(30):
+            while table(db, "SELECT count(*) FROM outbox WHERE status = 'sent'") != [(3,)]:
+                await asyncio.sleep(0.1)
+    ids = [str(r.msg["Message-ID"]) for r in sink.received]
+    assert len(ids) == len(set(ids)) == 3, ids
