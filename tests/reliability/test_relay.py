@@ -24,7 +24,7 @@ from tests.reliability.harness import (
     settle,
     workload,
 )
-from tests.support import Sink, free_port, table
+from tests.support import Sink, assert_confidential, free_port, table
 
 pytestmark = pytest.mark.slow
 
@@ -61,6 +61,7 @@ async def test_relay_down_then_back_delivers_everything_once(
     check_ledger(db, ledger)
     assert check_relay(db, sink.received, ledger, kills=0) == 0
     assert len(sink.received) == 12 * 3 + 12 * 2  # acks, notices of reports and follow-ups
+    assert_confidential(sink.received, db, path)
 
 
 async def test_journal_marks_what_the_relay_took(
