@@ -97,11 +97,18 @@ def _bounded(raw: bytes, max_parts: int, defects: list[str]) -> bytes:
         defects.append(f"larger than {MAX_PARSED} bytes: only the start parsed, "
                        "the whole mail kept raw")
         raw = raw[:MAX_PARSED]
+    # Each part and each nesting level opens with a boundary line: a count in C tells
+    # whether either scan below can find anything (for everyday mail it cannot).
+    boundary_lines = raw.count(b"\n--")
+    if boundary_lines < 2 * min(MAX_DEPTH, max_parts):
+        return raw
     for n, m in enumerate(_MULTIPART.finditer(raw)):
         if n == 2 * MAX_DEPTH:
             defects.append(f"more than {2 * MAX_DEPTH} multiparts; the rest ignored")
             raw = raw[: m.start()]
             break
+    if boundary_lines < 2 * max_parts:
+        return raw
     for n, m in enumerate(_BOUNDARY_LINE.finditer(raw)):
         if n == 2 * max_parts:
             defects.append(f"more than {max_parts} parts; the rest ignored")
