@@ -55,15 +55,6 @@ async def due(db: Db, now: str, limit: int = 50) -> list[OutboxRow]:
     ]
 
 
-async def acks_since(db: Db, since: str) -> int:
-    """Acknowledgements queued since `since`, to every sender (index outbox_acks)."""
-    # INDEXED BY: the planner would rather range over every ack ever by the purpose key.
-    r = await one(db, "SELECT count(*) FROM outbox INDEXED BY outbox_acks"
-                      " WHERE purpose GLOB 'ack:*' AND created_at >= ?",
-                  (since,))
-    return int(r[0]) if r else 0
-
-
 async def next_attempt(db: Db) -> str | None:
     """When the earliest pending mail falls due, for the sender to sleep until then."""
     r = await one(db, "SELECT min(next_attempt_at) FROM outbox WHERE status = 'pending'")

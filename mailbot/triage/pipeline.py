@@ -29,7 +29,6 @@ from mailbot.store import Db, Store
 from mailbot.store import cases as case_q
 from mailbot.store import inbound as inbound_q
 from mailbot.store import keys as keys_q
-from mailbot.store import outbox as outbox_q
 from mailbot.store.inbound import InboundRow
 from mailbot.triage import actions, commands, letters
 from mailbot.triage.auth import DnsFunc, dkim_aligned, dkim_domains, reply_refs, token_valid
@@ -291,12 +290,13 @@ class Pipeline:
         )
         remarks = await self._pgp_remarks(db, case_id, pgp, now)
         hour_ago = iso(received - timedelta(hours=1))
-        recent, key = await case_q.reporter_facts(db, mail.from_addr, hour_ago)
-        flood = (f"{recent} cases from this sender in the last hour"
-                 if recent > self.config.limits.acks_per_sender_per_hour else None)
-        if flood is None and await outbox_q.acks_since(db, hour_ago) >= \
-                self.config.limits.acks_per_hour:
-            flood = f"{self.config.limits.acks_per_hour} acknowledgements in the last hour"
+        limits = self.config.limits
+        facts = await case_q.ack_facts(db, mail.from_addr, hour_ago, limits.acks_per_hour)
+        key = facts.key
+        flood = (f"{facts.by_reporter} cases from this sender in the last hour"
+                 if facts.by_reporter > limits.acks_per_sender_per_hour else None)
+        if flood is None and facts.acks >= limits.acks_per_hour:
+            flood = f"{limits.acks_per_hour} acknowledgements in the last hour"
         if flood:
             # A flood or a loop: the case is kept and threaded, nothing is sent for it.
             await case_q.add_event(db, case_id, at=iso(now), actor="mailbot",
