@@ -77,7 +77,17 @@ async def test_hostile_corpus(
 
 
 def check_answers(sink: Sink) -> None:
-    """One recipient each, no header the sender smuggled in, template syntax left as text."""
+    """Clean headers, and template syntax left as text."""
+    check_headers(sink)
+    (ack,) = sink.to("hostile-jinja-subject@example.net")
+    assert "{{ config }}" in str(ack.msg["Subject"])
+    notice = next(r for r in sink.to("alice@example.org")
+                  if "<hostile-jinja-subject@example.net>" in str(r.msg["In-Reply-To"]))
+    assert "{{ 7 * 7 }}" in notice.msg.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+
+
+def check_headers(sink: Sink) -> None:
+    """One recipient each, no header the sender smuggled in, no script passed on."""
     assert sink.received
     for r in sink.received:
         msg = message_from_bytes(r.raw, policy=policy.strict)
@@ -86,9 +96,3 @@ def check_answers(sink: Sink) -> None:
         assert all("\n" not in str(v) and "\r" not in str(v) for v in msg.values())
         assert b"<script" not in r.raw.lower()
         assert "victim@example.com" not in r.rcpt_tos[0]
-    (ack,) = sink.to("hostile-jinja-subject@example.net")
-    assert "{{ config }}" in str(ack.msg["Subject"])
-    notice = next(r for r in sink.to("alice@example.org")
-                  if "<hostile-jinja-subject@example.net>" in str(r.msg["In-Reply-To"]))
-    assert "{{ 7 * 7 }}" in notice.msg.get_body(("plain",)).get_content()  # type: ignore[union-attr]
-
