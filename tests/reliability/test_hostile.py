@@ -30,6 +30,30 @@ def peak_rss_mb(pid: int) -> float:
     raise AssertionError("no VmHWM")
 
 
+async def through_daemon(config: Path, port: int, tmp_path: Path, mails: dict[str, bytes],
+                         prefix: str) -> float:
+    """Send each mail (envelope sender `<prefix>-<name>@example.net`) to a real daemon, wait
+    until all is processed and sent, stop it cleanly; its peak RSS in MB."""
+    daemon = Daemon(config, port, tmp_path / "daemon.log")
+    await daemon.start()
+    assert daemon.proc is not None
+    try:
+        for name, raw in mails.items():
+            async with aiosmtplib.SMTP(hostname="127.0.0.1", port=port, timeout=120) as smtp:
+                await smtp.sendmail(f"{prefix}-{name}@example.net", ["security@example.org"], raw)
+        await settle(tmp_path / "mailbot.db", 120)
+        assert daemon.proc.returncode is None, "the daemon died"
+        rss = await asyncio.to_thread(peak_rss_mb, daemon.proc.pid)
+        assert await daemon.stop() == 0
+        return rss
+    except BaseException:
+        print(daemon.log_tail())
+        raise
+    finally:
+        if daemon.proc.returncode is None:
+            daemon.proc.kill()
+
+
 def lf_digest(raw: bytes) -> str:
     return hashlib.sha256(raw.replace(b"\r\n", b"\n")).hexdigest()
 
@@ -42,25 +66,9 @@ async def test_hostile_corpus(
     port = free_port()
     path = write_config(sink.port, max_size="80MB")
     path.write_text(path.read_text().replace("port = 0", f"port = {port}"))
-    daemon = Daemon(path, port, tmp_path / "daemon.log")
     mails = {name: make() for name, make in SMALL.items()}
     mails["big-attachment"] = big_attachment(50_000_000 if long_run else 20_000_000)
-    await daemon.start()
-    assert daemon.proc is not None
-    try:
-        for name, raw in mails.items():
-            async with aiosmtplib.SMTP(hostname="127.0.0.1", port=port, timeout=120) as smtp:
-                await smtp.sendmail(f"hostile-{name}@example.net", ["security@example.org"], raw)
-        await settle(tmp_path / "mailbot.db", 120)
-        assert daemon.proc.returncode is None, "the daemon died"
-        rss = await asyncio.to_thread(peak_rss_mb, daemon.proc.pid)
-        assert await daemon.stop() == 0
-    except BaseException:
-        print(daemon.log_tail())
-        raise
-    finally:
-        if daemon.proc.returncode is None:
-            daemon.proc.kill()
+    rss = await through_daemon(path, port, tmp_path, mails, "hostile")
     print(f"{len(mails)} hostile mails, peak RSS {rss:.0f} MB")
     assert rss < RSS_LIMIT_MB
 

@@ -5,14 +5,12 @@ kept raw and ends as a case (readable or marked undecryptable) or a quarantine e
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import re
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
-import aiosmtplib
 import pytest
 
 from tests.pgp_support import (
@@ -25,8 +23,7 @@ from tests.pgp_support import (
     pgp_mime,
     report_part,
 )
-from tests.reliability.harness import Daemon, settle
-from tests.reliability.test_hostile import check_headers, lf_digest, peak_rss_mb
+from tests.reliability.test_hostile import check_headers, lf_digest, through_daemon
 from tests.support import Sink, free_port, table
 
 pytestmark = pytest.mark.slow
@@ -81,23 +78,11 @@ async def test_hostile_pgp_corpus(sink: Sink, write_config: Callable[..., Path],
     text = text.replace(f'home = "{tmp_path / "mailbot.db"}.gnupg"', f'home = "{home}"')
     path.write_text(text.replace('prefix = "SEC"', f'prefix = "SEC"\npgp_key = "{FPR["inbox"]}"'))
     mails = hostile_pgp(pgp_client)
-    daemon = Daemon(path, port, tmp_path / "daemon.log")
-    await daemon.start()
-    assert daemon.proc is not None
     try:
-        for name, raw in mails.items():
-            async with aiosmtplib.SMTP(hostname="127.0.0.1", port=port, timeout=120) as smtp:
-                await smtp.sendmail(f"pgp-{name}@example.net", ["security@example.org"], raw)
-        await settle(tmp_path / "mailbot.db", 120)
-        assert daemon.proc.returncode is None, "the daemon died"
-        rss = await asyncio.to_thread(peak_rss_mb, daemon.proc.pid)
-        assert await daemon.stop() == 0
+        rss = await through_daemon(path, port, tmp_path, mails, "pgp")
     except BaseException:
-        print(daemon.log_tail())
+        kill_agent(home)  # the daemon's gpg-agent
         raise
-    finally:
-        if daemon.proc.returncode is None:
-            daemon.proc.kill()
     print(f"{len(mails)} hostile PGP mails, peak RSS {rss:.0f} MB")
     assert rss < RSS_LIMIT_MB
 
