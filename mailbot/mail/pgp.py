@@ -74,6 +74,7 @@ class Verdict:
     signed_at: datetime | None = None
     error: str | None = None  # why it could not be decrypted, in words for staff
     key_ids: tuple[str, ...] = ()  # the key ids it was encrypted to
+    sig_id: str | None = None  # gpg's SIG_ID of the signature
 
     @property
     def signed(self) -> bool:
@@ -92,7 +93,8 @@ def verdict(status: str) -> Verdict:
         key, args = words[0], words[1:]
         if key == "ENC_TO" and args:
             enc_to.append(args[0])
-        elif key == "NEWSIG" or (key in _SIG_WORDS and (not sigs or "status" in sigs[-1])):
+        elif key == "NEWSIG" or (key in (*_SIG_WORDS, "SIG_ID")
+                                 and (not sigs or "status" in sigs[-1])):
             sigs.append({})
         if key in _SIG_WORDS:
             sigs[-1]["status"] = _SIG_WORDS[key]
@@ -102,6 +104,8 @@ def verdict(status: str) -> Verdict:
                 sigs[-1]["signer"] = args[6].upper()
         elif key == "NO_PUBKEY" and sigs:
             sigs[-1]["status"] = "unknown-key"
+        elif key == "SIG_ID" and args:  # unique per signature: what replay checks remember
+            sigs[-1]["id"] = args[0]
         elif key == "VALIDSIG" and sigs and len(args) >= 3:
             sigs[-1]["signer"] = (args[9] if len(args) > 9 else args[0]).upper()
             sigs[-1]["at"] = _timestamp(args[2])
@@ -120,7 +124,7 @@ def verdict(status: str) -> Verdict:
         error = "not an OpenPGP message (corrupt or truncated armor)"
     chosen = _choose(sigs)
     return Verdict(encrypted, decrypted, chosen.get("status", "none"), chosen.get("signer"),
-                   chosen.get("at"), error, tuple(enc_to))
+                   chosen.get("at"), error, tuple(enc_to), chosen.get("id"))
 
 
 _SIG_WORDS = {"GOODSIG": "good", "BADSIG": "bad", "EXPSIG": "expired", "EXPKEYSIG": "expired",
@@ -157,6 +161,7 @@ class Opened:
     signed_at: datetime | None = None
     whole: bool = False  # the signature covers the mail's whole text, not a part of it
     error: str | None = None
+    sig_id: str | None = None
 
     @property
     def signed(self) -> bool:
@@ -289,7 +294,8 @@ class Gpg:
         inner = self.open_mail(raw, depth + 1) if v.signature == "none" else Opened(raw)
         if inner.signed:
             return replace(inner, encrypted=True)
-        return Opened(raw, True, True, v.signature, v.signer, v.signed_at, v.signed)
+        return Opened(raw, True, True, v.signature, v.signer, v.signed_at, v.signed,
+                      sig_id=v.sig_id)
 
     def _verify_signed(self, raw: bytes) -> Opened:
         parts = _signed_parts(raw)
@@ -304,7 +310,7 @@ class Gpg:
         finally:
             os.unlink(name)
         return Opened(_merge(raw, signed), False, True, v.signature, v.signer, v.signed_at,
-                      v.signed)
+                      v.signed, sig_id=v.sig_id)
 
     def _inline(self, raw: bytes, msg: Message) -> Opened:
         """Armored blocks in text/plain or text/html parts, decrypted or verified in place."""
@@ -340,7 +346,8 @@ class Gpg:
         out = msg.as_bytes(policy=policy.compat32.clone(linesep="\r\n")) if readable or signed \
             else raw
         return Opened(out, encrypted, readable, chosen.signature, chosen.signer,
-                      chosen.signed_at, bool(signed) and whole and len(verdicts) == 1, error)
+                      chosen.signed_at, bool(signed) and whole and len(verdicts) == 1, error,
+                      chosen.sig_id)
 
     def _inline_text(self, text: str) -> tuple[str, list[Verdict], bool]:
         """Each armored block replaced by its plaintext; the verdicts; whether the blocks

@@ -18,3 +18,15 @@ async def remember(db: Db, address: str, fingerprint: str, *, at: str,
         " learned_at = excluded.learned_at, inbound_id = excluded.inbound_id",
         (address.lower(), fingerprint, at, inbound_id),
     )
+
+
+async def signature_seen_elsewhere(db: Db, sig_id: str, inbound_id: int) -> bool:
+    """This signature came before, in another mail (a replay)."""
+    row = await one(db, "SELECT 1 FROM signatures WHERE sig_id = ? AND inbound_id != ?",
+                    (sig_id, inbound_id))
+    return row is not None
+
+
+async def remember_signature(db: Db, sig_id: str, inbound_id: int) -> None:
+    await db.execute("INSERT INTO signatures (sig_id, inbound_id) VALUES (?, ?)"
+                     " ON CONFLICT DO NOTHING", (sig_id, inbound_id))

@@ -233,6 +233,9 @@ class Pipeline:
                                                                    mail.from_addr)
             pgp = "pgp" in inbox.staff_auth and self.crypto.staff_signed(
                 mail.from_addr, prepared.pgp, self.clock(), self.config.auth.replay_window)
+            sig_id = prepared.pgp.sig_id
+            if pgp and sig_id and await keys_q.signature_seen_elsewhere(db, sig_id, row.id):
+                pgp = False  # the same signature in an earlier mail: a replay
             if token or signed or pgp:
                 return Decision(Disposition.APPEND, None, case, "staff")
             return Decision(Disposition.APPEND, "staff From: not authenticated ("
@@ -476,6 +479,8 @@ class Pipeline:
         if prepared.offered_key and mail.from_addr:
             await self.crypto.remember(db, mail.from_addr, prepared.offered_key, pgp,
                                        self.clock(), row.id)
+        if pgp.sig_id and pgp.signature == "good":
+            await keys_q.remember_signature(db, pgp.sig_id, row.id)
         # What it answers is part of its thread too (out-of-order arrival threads later mail).
         await case_q.remember_message_ids(db, case_id, mail.in_reply_to + mail.references)
 

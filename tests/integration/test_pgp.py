@@ -165,10 +165,15 @@ async def test_signed_staff_command_is_obeyed_and_forgeries_are_not(
     # alice: three notifications (the report, two alerts), encrypted; then the transcript.
     *_, transcript = await sink.wait_for(4, to="alice@example.org")
     assert "Applied to SEC-2026-0001" in transcript.msg.get_content()
+    # The same signed mail sent again under a new Message-ID (a captured one, replayed).
+    replay = good.replace(b"<signed-alice@", b"<replayed@")
+    await pgp_bot.send(replay, mail_from="alice@example.org", to=["security@example.org"])
+    await sink.wait_for(4, to="bob@example.org")  # one more untrusted-staff alert
     kinds = [(m["kind"], m["signature"]) for m in await messages(pgp_bot)
              if m["direction"] == "in"]
     assert kinds == [("report", "none"), ("untrusted-staff", "unknown-key"),
-                     ("untrusted-staff", "good"), ("staff", "good")]
+                     ("untrusted-staff", "good"), ("staff", "good"),
+                     ("untrusted-staff", "good")]
 
 
 async def test_policy_requiring_encryption_withholds_the_clear_ack(

@@ -278,3 +278,11 @@ def test_deeply_nested_mail_is_no_pgp_and_no_crash(gpg: Gpg) -> None:
            + b"Content-Type: application/pgp-encrypted\r\n\r\nVersion: 1\r\n")
     opened = gpg.open_mail(raw)
     assert (opened.raw, opened.encrypted) == (raw, False)
+
+
+def test_verdict_keeps_the_signature_id() -> None:
+    status = ("[GNUPG:] NEWSIG\n[GNUPG:] SIG_ID DvdLUsPATV0VFZ2a0WkZlc2ONjY 2026-12-18 1797613500\n"
+              "[GNUPG:] GOODSIG 0FFCBE2B30DA9E2D Alice\n[GNUPG:] VALIDSIG " + "A" * 40
+              + " 2026-12-18 1797613500 0 4 0 22 8 00 " + "A" * 40 + "\n")
+    v = verdict(status)
+    assert (v.signature, v.signer, v.sig_id) == ("good", "A" * 40, "DvdLUsPATV0VFZ2a0WkZlc2ONjY")
