@@ -15,8 +15,7 @@ from mailbot.mail.pgp import Gpg, PgpSetupError, read_passphrase
 
 def open_gpg(config: Config) -> Gpg:
     try:
-        return Gpg(config.gpg.home, read_passphrase(config.gpg.passphrase_file),
-                   config.gpg.max_processes)
+        return Gpg.from_config(config.gpg)
     except OSError as e:
         raise MailbotError(f"gpg cannot run: {e}") from None
 

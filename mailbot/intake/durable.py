@@ -16,11 +16,11 @@ from dataclasses import dataclass
 
 from mailbot.clock import Clock, iso
 from mailbot.errors import StoreBusy
+from mailbot.mail.parse import header_block
 from mailbot.store import Db, Store
 from mailbot.store import inbound as inbound_q
 
 BATCH = 64  # deliveries per commit at most
-_HEADER_END = re.compile(rb"\r?\n\r?\n")
 _MESSAGE_ID = re.compile(rb"^message-id:[ \t]*(<[^>\r\n]{1,900}>)", re.I | re.M)
 
 
@@ -43,9 +43,7 @@ class Accepted:
 
 def message_id_of(raw: bytes) -> str | None:
     """The Message-ID from the header block, cheaply (the full parse comes later)."""
-    m = _HEADER_END.search(raw)
-    head = raw[: m.start()] if m else raw[:65536]
-    found = _MESSAGE_ID.search(head)
+    found = _MESSAGE_ID.search(header_block(raw))
     return found.group(1).decode("ascii", "replace") if found else None
 
 

@@ -6,7 +6,6 @@ Idempotent: a mail already stored (same bytes) is recognised by digest and skipp
 from __future__ import annotations
 
 import mailbox
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from email.parser import BytesHeaderParser
@@ -17,6 +16,7 @@ from pathlib import Path
 from mailbot.clock import Clock
 from mailbot.config import Config, InboxConfig
 from mailbot.intake.durable import Delivery, accept_many
+from mailbot.mail.parse import header_block
 from mailbot.store import Store
 
 BATCH = 500
@@ -28,15 +28,11 @@ class ImportResult:
     duplicates: int
 
 
-_HEADER_END = re.compile(rb"\r?\n\r?\n")
-
-
 def _addressed_inbox(config: Config, raw: bytes) -> InboxConfig | None:
     """The inbox the mail was delivered or addressed to, from its headers."""
     try:
-        end = _HEADER_END.search(raw, 0, 65536)  # the header block only, not a long body
-        head = raw[: end.start()] if end else raw[:65536]
-        headers = BytesHeaderParser(policy=compat32).parsebytes(head)
+        # The header block only: the body can be megabytes.
+        headers = BytesHeaderParser(policy=compat32).parsebytes(header_block(raw))
         values = [str(v) for name in ("Delivered-To", "X-Original-To", "To", "Cc")
                   for v in headers.get_all(name, [])]
     except Exception:  # a header block too broken to read: the default inbox takes it

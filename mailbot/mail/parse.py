@@ -23,6 +23,7 @@ from html.parser import HTMLParser
 from mailbot.models import Attachment, ParsedMail
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029\x85]+")
+HEADER_END = re.compile(rb"\r?\n\r?\n")  # the blank line after the header block
 _MSGID = re.compile(r"<[^<>\s]{1,900}>")
 _ANGLE_ADDR = re.compile(r"<([^<>\s@]{1,200}@[^<>\s@]{1,200})>")
 _MAX_TEXT = 4 * 1024 * 1024
@@ -44,6 +45,12 @@ _OOO_SUBJECT = re.compile(
     r"afwezig|vacation reply|on vacation)\b",
     re.I,
 )
+
+
+def header_block(raw: bytes) -> bytes:
+    """The raw header block, without parsing (the first 64 KB when no blank line ends it)."""
+    m = HEADER_END.search(raw)
+    return raw[: m.start()] if m else raw[:65536]
 
 
 def one_line(value: str, limit: int = 998) -> str:

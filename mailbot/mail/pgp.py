@@ -36,8 +36,9 @@ from typing import Any
 
 import gnupg
 
+from mailbot.config import GpgConfig
 from mailbot.errors import MessageError
-from mailbot.mail.parse import html_to_text
+from mailbot.mail.parse import HEADER_END, html_to_text
 
 log = logging.getLogger(__name__)
 # python-gnupg warns of every non-zero gpg exit, which is routine here (see `verdict`).
@@ -49,7 +50,6 @@ _MAX_KEY = 64 * 1024  # bytes of one offered public key
 # What one decryption may produce: OpenPGP compresses, so a small ciphertext can inflate to
 # gigabytes (a compression bomb). gpg stops at --max-output yet still reports success.
 MAX_PLAINTEXT = 64 * 1024 * 1024
-_HEADER_END = re.compile(rb"\r?\n\r?\n")
 _INLINE = re.compile(
     r"^[ \t\xa0]*-----BEGIN PGP (MESSAGE|SIGNED MESSAGE)-----[ \t\xa0]*\r?$"
     r"(?:.*?^[ \t\xa0]*-----END PGP (?:MESSAGE|SIGNATURE)-----[ \t\xa0]*\r?$|.*\Z)",
@@ -73,7 +73,6 @@ class Verdict:
     signer: str | None = None  # the signing key's primary fingerprint
     signed_at: datetime | None = None
     error: str | None = None  # why it could not be decrypted, in words for staff
-    key_ids: tuple[str, ...] = ()  # the key ids it was encrypted to
     sig_id: str | None = None  # gpg's SIG_ID of the signature
 
     @property
@@ -124,7 +123,7 @@ def verdict(status: str) -> Verdict:
         error = "not an OpenPGP message (corrupt or truncated armor)"
     chosen = _choose(sigs)
     return Verdict(encrypted, decrypted, chosen.get("status", "none"), chosen.get("signer"),
-                   chosen.get("at"), error, tuple(enc_to), chosen.get("id"))
+                   chosen.get("at"), error, chosen.get("id"))
 
 
 _SIG_WORDS = {"GOODSIG": "good", "BADSIG": "bad", "EXPSIG": "expired", "EXPKEYSIG": "expired",
@@ -172,14 +171,13 @@ class Opened:
 class KeyInfo:
     fingerprint: str
     uids: tuple[str, ...]
-    secret: bool
     expires: datetime | None
     usable: bool  # neither expired nor revoked, and can encrypt
 
 
 def looks_pgp(raw: bytes) -> bool:
     """Cheap test before any parsing: most mail has no PGP at all."""
-    return b"-----BEGIN PGP " in raw or b"pgp-" in raw.lower()[:200_000]
+    return b"-----BEGIN PGP " in raw or b"pgp-" in raw[:200_000].lower()
 
 
 class Gpg:
@@ -196,6 +194,11 @@ class Gpg:
         self._passphrase = passphrase
         self._slots = threading.BoundedSemaphore(max_processes)
 
+    @classmethod
+    def from_config(cls, config: GpgConfig) -> Gpg:
+        """The configured GnuPG home; OSError when gpg cannot run here."""
+        return cls(config.home, read_passphrase(config.passphrase_file), config.max_processes)
+
     # -- keys --
 
     def keys(self, secret: bool = False, fingerprints: Sequence[str] | None = None
@@ -207,7 +210,7 @@ class Gpg:
         for k in listed:
             expires = _timestamp(k.get("expires") or "") if k.get("expires") else None
             live = k.get("trust") not in ("e", "r") and (expires is None or expires > now)
-            out.append(KeyInfo(str(k["fingerprint"]).upper(), tuple(k.get("uids") or ()), secret,
+            out.append(KeyInfo(str(k["fingerprint"]).upper(), tuple(k.get("uids") or ()),
                                expires, live and "E" in (k.get("cap") or "")))
         return out
 
@@ -445,18 +448,13 @@ def offered_keys(raw_head: bytes, attachments: Iterable[tuple[str, str | None, b
     return found
 
 
-def head_of(raw: bytes) -> bytes:
-    m = _HEADER_END.search(raw)
-    return raw[: m.start()] if m else raw[:65536]
-
-
 # -- MIME on bytes: exact, because a signature covers exact bytes --
 
 _PROTECTED = ("subject", "from", "to", "cc", "date", "message-id", "reply-to")
 
 
 def _split(raw: bytes) -> tuple[bytes, bytes]:
-    m = _HEADER_END.search(raw)
+    m = HEADER_END.search(raw)
     if not m:
         return raw, b""
     return raw[: m.start()] + b"\r\n", raw[m.end():]

@@ -14,14 +14,13 @@ from datetime import datetime, timedelta
 
 from mailbot.clock import iso
 from mailbot.config import Config, InboxConfig
+from mailbot.mail.parse import header_block
 from mailbot.mail.pgp import (
     Gpg,
     Opened,
     PgpError,
     PgpSetupError,
-    head_of,
     offered_keys,
-    read_passphrase,
 )
 from mailbot.models import ParsedMail
 from mailbot.store import Db
@@ -41,8 +40,7 @@ class Crypto:
     def create(cls, config: Config) -> Crypto:
         """PGP with the configured GnuPG home, or none at all when gpg cannot run here."""
         try:
-            gpg = Gpg(config.gpg.home, read_passphrase(config.gpg.passphrase_file),
-                      config.gpg.max_processes)
+            gpg = Gpg.from_config(config.gpg)
         except (OSError, ValueError) as e:
             log.warning("PGP is off: gpg cannot run (%s)", e)
             gpg = None
@@ -68,7 +66,7 @@ class Crypto:
         """Import a key the mail offers for its sender (attachment or Autocrypt)."""
         if self.gpg is None or not mail.from_addr or mail.machine:
             return None
-        offered = offered_keys(head_of(opened.raw), [(a.content_type, a.filename, a.data)
+        offered = offered_keys(header_block(opened.raw), [(a.content_type, a.filename, a.data)
                                                      for a in mail.attachments])
         if not offered:
             return None

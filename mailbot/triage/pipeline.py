@@ -67,19 +67,18 @@ class Outcome:
     opened: bool = False  # a new case
 
 
+_AS_RECEIVED = Opened(b"")  # no PGP stage: a row that failed before it
+
+
 @dataclass(frozen=True, slots=True)
 class Prepared:
     """What the thread stage learned of a mail before its transaction."""
 
     mail: ParsedMail
     dkim_domains: tuple[str, ...] = ()  # verified signing domains (staff mail only)
-    opened: Opened | None = None  # what PGP made of it; None: the mail as received
+    opened: Opened = _AS_RECEIVED  # what PGP made of it (parse always sets it)
     offered_key: str | None = None  # the fingerprint of a key it offered for its sender
     failure: str | None = None  # a reason to quarantine found before the transaction
-
-    @property
-    def pgp(self) -> Opened:
-        return self.opened or Opened(b"")
 
 
 class _TakenElsewhere(Exception):
@@ -232,8 +231,8 @@ class Pipeline:
             signed = "dkim" in inbox.staff_auth and dkim_aligned(prepared.dkim_domains,
                                                                    mail.from_addr)
             pgp = "pgp" in inbox.staff_auth and self.crypto.staff_signed(
-                mail.from_addr, prepared.pgp, self.clock(), self.config.auth.replay_window)
-            sig_id = prepared.pgp.sig_id
+                mail.from_addr, prepared.opened, self.clock(), self.config.auth.replay_window)
+            sig_id = prepared.opened.sig_id
             if pgp and sig_id and await keys_q.signature_seen_elsewhere(db, sig_id, row.id):
                 pgp = False  # the same signature in an earlier mail: a replay
             if token or signed or pgp:
@@ -271,7 +270,7 @@ class Pipeline:
     async def _open(
         self, db: Db, row: InboundRow, prepared: Prepared, now: datetime
     ) -> tuple[int, str, int]:
-        mail, pgp = prepared.mail, prepared.pgp
+        mail, pgp = prepared.mail, prepared.opened
         inbox = self._inbox(row)
         policy = self._policy(inbox)
         calendar = self.calendars[policy.name]
@@ -365,7 +364,7 @@ class Pipeline:
             db, case_id, at=iso(now), actor=mail.from_addr or "(unknown)",
             action=decision.kind, detail=decision.reason,
         )
-        remarks = await self._pgp_remarks(db, case_id, prepared.pgp, now)
+        remarks = await self._pgp_remarks(db, case_id, prepared.opened, now)
         await case_q.touch(db, case_id, iso(now))
         if decision.kind == "follow-up" and decision.case["state"] == CaseState.NEEDS_INFO:
             await self._resume(db, row, decision.case, mail, now)
@@ -467,7 +466,7 @@ class Pipeline:
         trusted: bool,
     ) -> None:
         """The message on its case, and the key it offered for its sender."""
-        mail, pgp = prepared.mail, prepared.pgp
+        mail, pgp = prepared.mail, prepared.opened
         await case_q.add_message(
             db, case_id=case_id, direction="in", kind=kind, sender=mail.from_addr,
             recipients=list(mail.to + mail.cc), message_id=mail.message_id,

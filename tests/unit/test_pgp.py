@@ -9,8 +9,8 @@ from email.message import EmailMessage
 import pytest
 
 from mailbot.mail import pgp
-from mailbot.mail.parse import parse
-from mailbot.mail.pgp import Gpg, PgpSetupError, head_of, offered_keys, verdict
+from mailbot.mail.parse import header_block, parse
+from mailbot.mail.pgp import Gpg, PgpSetupError, offered_keys, verdict
 from tests.pgp_support import (
     FPR,
     KEYS,
@@ -231,7 +231,7 @@ def test_keys_offered_by_attachment_and_autocrypt(gpg: Gpg) -> None:
     key = (KEYS / "reporter.pub.asc").read_bytes()
     header = autocrypt("researcher@example.net", "reporter")
     raw = f"From: r@example.net\r\nAutocrypt: {header}\r\nSubject: x\r\n\r\nhi\r\n".encode()
-    offered = offered_keys(head_of(raw), [("application/pgp-keys", "k.asc", key),
+    offered = offered_keys(header_block(raw), [("application/pgp-keys", "k.asc", key),
                                           ("text/plain", "notes.txt", b"hello")])
     assert len(offered) == 2
     assert gpg.learn("researcher@example.net", offered[1:]) == FPR["reporter"]  # Autocrypt
