@@ -76,7 +76,7 @@ def test_no_bench_reaches_outside_the_repository() -> None:
     """No bench or test names a path beside the clone (the old ../shared/tools)."""
     offenders = [str(p.relative_to(ROOT))
                  for d in ("bench", "tests") for p in (ROOT / d).rglob("*.py")
-                 if p.name != "test_bench.py"
+                 if p.name not in ("test_bench.py", "test_docs.py")  # they name it to forbid it
                  and re.search(r"shared/tools|make_corpus|\.\./shared", p.read_text("utf-8"))]
     assert offenders == []
 
