@@ -160,3 +160,31 @@ def test_operations_guide_points_at_real_deployment_files() -> None:
                      re.M)
     master = (ROOT / "deploy" / "postfix" / "master.cf").read_text(encoding="utf-8")
     assert re.search(r"^mailbot\s+unix\s+.*\slmtp$", master, re.M)
+
+
+def test_postfix_examples_read_as_postfix_reads_them(tmp_path: Path) -> None:
+    """Postfix's own tools take deploy/postfix/ without a warning and route the inboxes
+    to the mailbot LMTP transport."""
+    if shutil.which("postconf") is None or shutil.which("postmap") is None:
+        pytest.skip("Postfix is not installed (postconf, postmap)")
+    example = ROOT / "deploy" / "postfix"
+    (tmp_path / "main.cf").write_text((example / "main.cf").read_text(encoding="utf-8"))
+    master = Path("/etc/postfix/master.cf.proto")
+    (tmp_path / "master.cf").write_text(
+        (master.read_text(encoding="utf-8") if master.exists() else "")
+        + (example / "master.cf").read_text(encoding="utf-8"))
+    shutil.copy(example / "transport", tmp_path / "transport")
+
+    def postfix(*args: str) -> str:
+        proc = subprocess.run(list(args), capture_output=True, text=True, timeout=30)
+        assert proc.returncode == 0 and "warning" not in proc.stderr, proc.stderr
+        return proc.stdout
+
+    settings = postfix("postconf", "-c", str(tmp_path), "-n")  # warns of unused parameters
+    assert "recipient_delimiter = +" in settings
+    assert postfix("postconf", "-c", str(tmp_path), "-M", "mailbot/unix").split()[-1] == "lmtp"
+    table = f"hash:{tmp_path / 'transport'}"
+    postfix("postmap", "-c", str(tmp_path), table)
+    for inbox in ("security@example.org", "support@example.org"):
+        assert postfix("postmap", "-c", str(tmp_path), "-q", inbox, table).strip() == (
+            "mailbot:inet:127.0.0.1:8025")
