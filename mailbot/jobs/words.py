@@ -1,0 +1,147 @@
+"""The words and number formats of the digest and the report, in English and Dutch.
+
+Numbers, percentages and dates go through babel for the reader's locale
+(`1,234` / `1.234`, `83%` / `83%`, `14 Sep` / `14 sep`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+from babel.dates import format_date
+from babel.numbers import format_decimal, format_percent
+
+from mailbot.mail.render import long_date
+from mailbot.sla import Duration, Unit
+
+LANGUAGES = ("en", "nl")
+
+LABELS: dict[str, dict[str, str]] = {
+    "en": {
+        "title": "Weekly digest", "week": "Week", "new": "New cases", "closed": "Closed",
+        "open": "Open cases by state", "severity": "Open cases by severity",
+        "due": "Due in the next 7 days", "broken": "Promises broken this week",
+        "still": "Still broken from before", "compliance": "First responses on time",
+        "this_week": "this week", "twelve": "last 12 weeks",
+        "median_first": "Median time to first response",
+        "median_resolution": "Median time to resolution", "none": "none",
+        "chart": "New and closed cases, last 12 weeks",
+        "silent": "No update to the reporter within the promised cadence",
+        "new_series": "New", "closed_series": "Closed",
+        "on_time_chart": "First responses on time per week",
+        "target": "target", "promise": "promise: first response within {promise}",
+        "no_response_due": "no first response due",
+        "broken_all": "Broken promises", "more": "and {n} more: {command}",
+        "nothing": "Nothing this week: no case came in, closed, is open or falls due.",
+        "nothing_weeks": "No case came in or closed in the last 12 weeks.",
+        "unassigned": "unassigned", "first-response": "first response within {promise}",
+        "resolution": "resolution within {promise}", "resolution_by": "resolution by {day}",
+        "overdue_since": "overdue since {day}", "cases": "cases", "total": "total",
+        "of": "{a} of {b}",
+    },
+    "nl": {
+        "title": "Weekoverzicht", "week": "Week", "new": "Nieuwe zaken", "closed": "Afgesloten",
+        "open": "Open zaken per status", "severity": "Open zaken per ernst",
+        "due": "Deadlines in de komende 7 dagen", "broken": "Deze week gebroken beloftes",
+        "still": "Nog steeds gebroken van eerder", "compliance": "Eerste reactie op tijd",
+        "this_week": "deze week", "twelve": "laatste 12 weken",
+        "median_first": "Mediane tijd tot eerste reactie",
+        "median_resolution": "Mediane tijd tot oplossing", "none": "geen",
+        "chart": "Nieuwe en afgesloten zaken, laatste 12 weken",
+        "silent": "Melder niet binnen de beloofde termijn bijgepraat",
+        "new_series": "Nieuw", "closed_series": "Afgesloten",
+        "on_time_chart": "Eerste reacties op tijd per week",
+        "target": "doel", "promise": "belofte: eerste reactie binnen {promise}",
+        "no_response_due": "geen eerste reactie verschuldigd",
+        "broken_all": "Gebroken beloftes", "more": "en nog {n}: {command}",
+        "nothing": "Niets deze week: geen zaak binnengekomen, afgesloten, open of met een "
+                   "deadline.",
+        "nothing_weeks": "Geen zaak binnengekomen of afgesloten in de laatste 12 weken.",
+        "unassigned": "niet toegewezen", "first-response": "eerste reactie binnen {promise}",
+        "resolution": "oplossing binnen {promise}", "resolution_by": "oplossing uiterlijk {day}",
+        "overdue_since": "verlopen sinds {day}", "cases": "zaken", "total": "totaal",
+        "of": "{a} van {b}",
+    },
+}
+
+STATES = {
+    "en": {"new": "new", "triaged": "triaged", "needs-info": "needs info",
+           "accepted": "accepted", "fixing": "fixing", "resolved": "resolved",
+           "rejected": "rejected", "duplicate": "duplicate", "closed": "closed",
+           "out-of-scope": "out of scope"},
+    "nl": {"new": "nieuw", "triaged": "beoordeeld", "needs-info": "info nodig",
+           "accepted": "geaccepteerd", "fixing": "in herstel", "resolved": "opgelost",
+           "rejected": "afgewezen", "duplicate": "dubbel", "closed": "gesloten",
+           "out-of-scope": "buiten scope"},
+}
+SEVERITY_NAMES = {
+    "en": {"critical": "critical", "high": "high", "medium": "medium", "low": "low",
+           "unrated": "unrated", "all": "all"},
+    "nl": {"critical": "kritiek", "high": "hoog", "medium": "middel", "low": "laag",
+           "unrated": "onbeoordeeld", "all": "alle"},
+}
+_UNITS = {
+    "en": {Unit.MINUTES: ("minute", "minutes"), Unit.HOURS: ("hour", "hours"),
+           Unit.DAYS: ("day", "days"), Unit.WEEKS: ("week", "weeks"),
+           Unit.BUSINESS_DAYS: ("business day", "business days")},
+    "nl": {Unit.MINUTES: ("minuut", "minuten"), Unit.HOURS: ("uur", "uur"),
+           Unit.DAYS: ("dag", "dagen"), Unit.WEEKS: ("week", "weken"),
+           Unit.BUSINESS_DAYS: ("werkdag", "werkdagen")},
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Words:
+    """Labels and babel formats for one language (English when it is not one of ours)."""
+
+    language: str
+
+    @classmethod
+    def of(cls, language: str) -> Words:
+        return cls(language if language in LANGUAGES else "en")
+
+    def __getitem__(self, key: str) -> str:
+        return LABELS[self.language][key]
+
+    def state(self, value: str) -> str:
+        return STATES[self.language].get(value, value)
+
+    def severity(self, value: str | None) -> str:
+        return SEVERITY_NAMES[self.language].get(value or "unrated", value or "unrated")
+
+    def duration(self, value: Duration) -> str:
+        """`3 business days` / `3 werkdagen`."""
+        one, many = _UNITS[self.language][value.unit]
+        return f"{self.number(value.amount)} {one if value.amount == 1 else many}"
+
+    def number(self, value: float, decimals: int = 0) -> str:
+        pattern = "#,##0" + ("." + "0" * decimals if decimals else "")
+        return str(format_decimal(value, format=pattern, locale=self.language))
+
+    def percent(self, value: float | None) -> str:
+        if value is None:
+            return "-"
+        return str(format_percent(value / 100, format="#,##0%", locale=self.language))
+
+    def short_day(self, day: date | datetime) -> str:
+        """`14 Sep` / `14 sep`: a week's label."""
+        if isinstance(day, datetime):
+            day = day.date()
+        return str(format_date(day, "d MMM", locale=self.language)).rstrip(".")
+
+    def iso_day(self, day: date | datetime) -> str:
+        return f"{day:%Y-%m-%d}"
+
+    def long_day(self, day: date | datetime) -> str:
+        return long_date(day, self.language)
+
+    def hours(self, value: timedelta | None) -> str:
+        """A wait in hours, or in days past two (`30.5 h`, `12.0 days` / `12,0 dagen`)."""
+        if value is None:
+            return "-"
+        hours = value.total_seconds() / 3600
+        if hours < 48:
+            return f"{self.number(hours, 1)} h"
+        unit = "days" if self.language == "en" else "dagen"
+        return f"{self.number(hours / 24, 1)} {unit}"
