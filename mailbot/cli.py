@@ -90,6 +90,12 @@ def _parser() -> argparse.ArgumentParser:
     listed.add_argument("--due", type=_day, metavar="YYYY-MM-DD",
                         help="list every case with a deadline on this day (within 7 days)")
     listed.add_argument("--broken", action="store_true", help="list every broken promise")
+    sp = add("report", _report, "promises kept per inbox and severity over a period "
+             "(the compliance report)")
+    sp.add_argument("--from", dest="start", type=_day, required=True, metavar="YYYY-MM-DD")
+    sp.add_argument("--to", dest="end", type=_day, required=True, metavar="YYYY-MM-DD")
+    sp.add_argument("--inbox", help="only this inbox")
+    sp.add_argument("--format", choices=["text", "html", "csv", "json"], default="text")
     sp = add("retry", _retry, "process one quarantined mail again")
     sp.add_argument("id", type=int)
     sp = add("key", _key, "inbox keys: generate INBOX, export INBOX, import FILE")
@@ -364,6 +370,32 @@ async def _digest(args: argparse.Namespace, config: Config) -> int:
     text, _ = digest.render(Templates(), digests, config.digest.language, zone,
                             config.digest.target)
     print(text)
+    return 0
+
+
+async def _report(args: argparse.Namespace, config: Config) -> int:
+    from mailbot.jobs import report, report_view
+    from mailbot.mail.render import Templates
+
+    if args.inbox and args.inbox not in {i.name for i in config.inboxes}:
+        print(f"error: no inbox named {args.inbox!r}", file=sys.stderr)
+        return 2
+    if args.end < args.start:
+        print(f"error: --to {args.end} is before --from {args.start}", file=sys.stderr)
+        return 2
+    store = await _open(config)
+    try:
+        found = await report.build(store, config, args.start, args.end, args.inbox,
+                                   system_clock())
+    finally:
+        await store.close()
+    if args.format == "json":
+        print(json.dumps(report_view.to_json(found), indent=2, ensure_ascii=False))
+    elif args.format == "csv":
+        print(report_view.to_csv(found), end="")
+    else:
+        print(report_view.render(Templates(), found, config.digest.language,
+                                 config.digest.target, args.format), end="")
     return 0
 
 

@@ -18,7 +18,8 @@ from itertools import pairwise
 from markupsafe import Markup, escape
 
 Fmt = Callable[[int], str]
-FONT = "font-family:Arial,Helvetica,sans-serif;font-size:13px;color:#222222"
+FONT = "font-family:Arial,sans-serif;font-size:13px"
+SMALL = "font-family:Arial,sans-serif;font-size:12px"
 _TABLE = 'role="presentation" cellpadding="0" cellspacing="0" border="0"'
 TRACK = "#e6e6e6"
 MARK = "#222222"
@@ -46,12 +47,14 @@ class Part:
 
 
 def _cell(width: int, colour: str, text: str = "", height: int = 14) -> str:
+    """A bar segment: the bgcolor attribute paints it everywhere (Outlook included); a
+    1px font keeps an empty cell from growing to a line's height."""
+    if not text:
+        return (f'<td width="{width}" height="{height}" bgcolor="{colour}" '
+                'style="font-size:1px;line-height:1px">&nbsp;</td>')
     ink = "#000000" if colour in _LIGHT else "#ffffff"
-    body = escape(text) if text else "&nbsp;"
-    size = "11px" if text else "1px"
     return (f'<td width="{width}" height="{height}" bgcolor="{colour}" align="center" '
-            f'style="background-color:{colour};color:{ink};font-family:Arial,sans-serif;'
-            f'font-size:{size};line-height:{height}px">{body}</td>')
+            f'style="color:{ink};{SMALL};line-height:{height}px">{escape(text)}</td>')
 
 
 def _bar(cells: Sequence[str]) -> str:
@@ -70,7 +73,7 @@ def legend(items: Sequence[tuple[str, str]]) -> str:
     keys = "".join(
         f'<span style="color:{c};font-size:14px">&#9632;</span>&nbsp;{escape(n)}&nbsp;&nbsp; '
         for n, c in items)
-    return f'<tr><td colspan="2" style="{FONT};font-size:12px;padding:0 0 6px 0">{keys}</td></tr>'
+    return f'<tr><td colspan="2" style="{SMALL};padding:0 0 6px 0">{keys}</td></tr>'
 
 
 def _chart(key: str, rows: Sequence[str]) -> Markup:
@@ -79,7 +82,7 @@ def _chart(key: str, rows: Sequence[str]) -> Markup:
 
 
 def _value(series: str, label: str, value: str, raw: int | str) -> str:
-    return (f'<td style="{FONT};font-size:12px;padding-left:4px" data-series="{escape(series)}"'
+    return (f'<td style="{SMALL};padding-left:4px" data-series="{escape(series)}"'
             f' data-label="{escape(label)}" data-value="{escape(str(raw))}">{escape(value)}</td>')
 
 
@@ -97,8 +100,8 @@ def grouped_bars(key: str, title: str, labels: Sequence[str], series: Sequence[S
             v = s.values[i]
             cells = [_cell(max(1, round(width * v / top)), s.colour, height=10)] if v else []
             cells.append(_value(s.key, label, fmt(v), v))
-            head = (f'<td width="90" rowspan="{len(series)}" valign="top" style="{FONT};'
-                    f'font-size:12px;padding:1px 8px 0 0">{escape(label)}</td>') if j == 0 else ""
+            head = (f'<td width="90" rowspan="{len(series)}" valign="top" style="{SMALL};'
+                    f'padding-right:8px">{escape(label)}</td>') if j == 0 else ""
             pad = "padding-bottom:6px" if j == len(series) - 1 else "padding-bottom:1px"
             rows.append(f'<tr>{head}<td width="510" style="{pad}">{_bar(cells)}</td></tr>')
     return _chart(key, rows)
@@ -132,7 +135,7 @@ def rate_bars(key: str, title: str, note: str, labels: Sequence[str],
             if mark == width:
                 cells.append(_cell(2, MARK, height=10))
             cells.append(_value("rate", label, f"{pct(rate)} ({of(kept, due)})", round(rate)))
-        rows.append(f'<tr><td width="90" style="{FONT};font-size:12px;padding:0 8px 2px 0">'
+        rows.append(f'<tr><td width="90" style="{SMALL};padding:0 8px 2px 0">'
                     f'{escape(label)}</td><td width="510" style="padding-bottom:2px">'
                     f"{_bar(cells)}</td></tr>")
     return _chart(key, rows)
@@ -158,7 +161,7 @@ def stacked_bar(key: str, title: str, parts: Sequence[Part], fmt: Fmt, empty: st
         f'<span style="color:{p.colour};font-size:14px">&#9632;</span>&nbsp;{escape(p.name)}'
         f'&nbsp;<b data-series="{escape(p.key)}" data-value="{p.count}">{escape(fmt(p.count))}'
         "</b>&nbsp;&nbsp; " for p in shown)
-    rows.append(f'<tr><td colspan="2" style="{FONT};font-size:12px">{items}</td></tr>')
+    rows.append(f'<tr><td colspan="2" style="{SMALL}">{items}</td></tr>')
     return _chart(key, rows)
 
 
