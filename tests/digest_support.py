@@ -11,11 +11,15 @@ from __future__ import annotations
 import random
 import sqlite3
 from contextlib import closing
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from mailbot.clock import iso
+from mailbot.config import Config, load_config
+from mailbot.jobs import digest, report
+from mailbot.jobs.report import Report
+from mailbot.mail.render import Templates
 from mailbot.sla import BusinessCalendar, deadlines, parse_duration
 from mailbot.store import Store
 
@@ -187,3 +191,35 @@ def _fill(conn: sqlite3.Connection, rng: random.Random) -> None:
 def utc(moment: datetime) -> str:
     """A moment as the database writes it (for SQL comparisons in tests)."""
     return iso(moment.astimezone(UTC))
+
+
+async def known(tmp: Path, language: str = "en") -> Config:
+    """The config and the known database under `tmp` (made once)."""
+    config = load_config(write_config(tmp, language))
+    if not config.storage.database.exists():
+        await known_database(config.storage.database)
+    return config
+
+
+async def render_digest(tmp: Path, language: str = "en") -> tuple[Path, str, str]:
+    """The known database under `tmp`, and its digest at END: (database, text, html)."""
+    config = await known(tmp, language)
+    store = await Store.open(config.storage.database)
+    try:
+        digests = await digest.build(store, config, END)
+    finally:
+        await store.close()
+    text, html = digest.render(Templates(), digests, language, "Europe/Amsterdam",
+                               config.digest.target)
+    return config.storage.database, text, html
+
+
+async def build_report(tmp: Path, start: date, end: date, language: str = "en",
+                       inbox: str | None = None) -> tuple[Config, Report]:
+    """The compliance report of the known database, as of END."""
+    config = await known(tmp, language)
+    store = await Store.open(config.storage.database)
+    try:
+        return config, await report.build(store, config, start, end, inbox, END)
+    finally:
+        await store.close()

@@ -19,7 +19,7 @@ from mailbot.config import load_config
 from mailbot.jobs import digest
 from mailbot.mail.render import Templates
 from mailbot.store import Store
-from tests.digest_support import AMS, END, known_database, utc, write_config
+from tests.digest_support import AMS, END, render_digest, utc, write_config
 from tests.email_lint import problems
 
 DONE = "('resolved', 'rejected', 'duplicate', 'closed')"
@@ -34,16 +34,7 @@ class Rendered:
 
 
 async def _render(tmp: Path, language: str) -> Rendered:
-    config = load_config(write_config(tmp, language))
-    await known_database(config.storage.database)
-    store = await Store.open(config.storage.database)
-    try:
-        digests = await digest.build(store, config, END)
-    finally:
-        await store.close()
-    text, html = digest.render(Templates(), digests, language, "Europe/Amsterdam",
-                               config.digest.target)
-    return Rendered(config.storage.database, text, html)
+    return Rendered(*await render_digest(tmp, language))
 
 
 @pytest.fixture(scope="module", params=["en", "nl"])
