@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 
+from mailbot.config import load_config
+from mailbot.errors import ConfigErrors
 from mailbot.jobs.digest import compute, last_scheduled, render
 from mailbot.mail.render import Templates
 
@@ -120,3 +123,16 @@ def test_week_buckets_across_a_dst_change() -> None:
     d = compute("security", [case("L", created_at=late)], END)
     assert [w.new for w in d.weeks][-1] == 1
     assert sum(w.new for w in d.weeks) == 1
+
+
+@pytest.mark.parametrize(("value", "error"), [("150", "not a percentage"),
+                                               ('"90%"', "must be int")])
+def test_digest_target_is_checked(tmp_path: Path, value: str, error: str) -> None:
+    """`[digest] target` is a whole percentage; anything else is named with its key."""
+    path = tmp_path / "mailbot.toml"
+    path.write_text('[[inbox]]\nname = "security"\naddress = "security@example.org"\n'
+                    'prefix = "SEC"\npolicy = "security"\n[policy.security]\n'
+                    f"[digest]\ntarget = {value}\n")
+    with pytest.raises(ConfigErrors) as caught:
+        load_config(path)
+    assert any("digest.target" in str(e) and error in str(e) for e in caught.value.errors)
