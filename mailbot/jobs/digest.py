@@ -39,7 +39,7 @@ def render(
     end = digests[0].end.astimezone(tz) if digests else None
     context = {
         "panels": [panel(d, w, tz, target) for d in digests], "t": LABELS[w.language],
-        "language": w.language,
+        "language": w.language, "n": w.number,
         "period": (f"{w.long_day(end - WEEK)} – {w.long_day(end)}" if end else ""),
     }
     return (templates.render_file("digest.txt", **context),

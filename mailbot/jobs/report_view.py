@@ -260,7 +260,8 @@ def render(templates: Templates, report: Report, language: str, target: int,
     w = Words.of(language)
     views: Sequence[InboxView] = [inbox_view(r, w, target) for r in report.inboxes]
     context = {
-        "t": w, "views": views, "language": w.language, "rules": RULES[w.language],
+        "t": w, "n": w.number, "views": views, "language": w.language,
+        "rules": RULES[w.language],
         "period": f"{w.long_day(report.start)} – {w.long_day(report.end)}",
         "as_of": f"{w.long_day(report.as_of)} {report.as_of:%H:%M} UTC",
     }

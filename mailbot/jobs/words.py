@@ -182,6 +182,6 @@ class Words:
             return "-"
         hours = value.total_seconds() / 3600
         if hours < 48:
-            return f"{self.number(hours, 1)} h"
+            return f"{self.number(hours, 1)} {'h' if self.language == 'en' else 'u'}"
         unit = "days" if self.language == "en" else "dagen"
         return f"{self.number(hours / 24, 1)} {unit}"
