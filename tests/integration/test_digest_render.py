@@ -224,3 +224,38 @@ async def test_nothing_this_week(tmp_path: Path) -> None:
     assert html.count('data-quiet="1"') == 2
     assert "data-chart" not in html
     assert problems(html) == []
+
+
+def test_summary_figures(rendered: Rendered) -> None:
+    """New and closed this week, first responses on time this week and over 12 weeks, and
+    the median waits: as SQL finds them."""
+    week = (utc(END - timedelta(days=7)), utc(END))
+    new = count(rendered.db, "SELECT count(*) FROM cases WHERE inbox = 'security' AND"
+                             " created_at >= ? AND created_at < ?", *week)
+    closed = count(rendered.db, "SELECT count(*) FROM cases WHERE inbox = 'security' AND"
+                                f" state IN {DONE} AND resolved_at >= ? AND resolved_at < ?",
+                   *week)
+
+    def on_time(start: datetime) -> int:
+        due = count(rendered.db, "SELECT count(*) FROM cases WHERE inbox = 'security' AND"
+                                 " first_response_due >= ? AND first_response_due < ?",
+                    utc(start), utc(END))
+        kept = count(rendered.db, "SELECT count(*) FROM cases WHERE inbox = 'security' AND"
+                                  " first_response_due >= ? AND first_response_due < ? AND"
+                                  " first_responded_at <= first_response_due",
+                     utc(start), utc(END))
+        return round(100 * kept / due)
+
+    with closing(sqlite3.connect(rendered.db)) as conn:
+        waits = sorted(h for (h,) in conn.execute(
+            "SELECT (julianday(first_responded_at) - julianday(created_at)) * 24 FROM cases"
+            " WHERE inbox = 'security' AND first_responded_at IS NOT NULL"))
+    mid = len(waits) // 2
+    median = waits[mid] if len(waits) % 2 else (waits[mid - 1] + waits[mid]) / 2
+    block = rendered.text.split("== security ==")[1]
+    values = [re.split(r":\s{2,}", line, maxsplit=1)[1]
+              for line in block.strip().splitlines()[:4]]
+    assert values[0] == str(new) and values[1] == str(closed)
+    assert re.fullmatch(rf"{on_time(END - timedelta(days=7))}% \(.+\), "
+                        rf"{on_time(WEEKS[0])}% \(.+\)", values[2])
+    assert values[3].replace(",", ".").split()[0] == f"{median:.1f}"
