@@ -16,8 +16,8 @@ What counts where (the report prints these rules too):
 - *Reporter updates within the cadence* (policies with `update_every`): every update that
   fell due in the period, one cadence after the previous one (the acknowledgement first),
   while the case was open; kept when the reporter heard from us by then.
-- *Outcomes*: resolved, rejected, duplicate, out of scope (a `#close` whose reason speaks
-  of scope), closed for another reason.
+- *Outcomes*: resolved, rejected, duplicate, out of scope (a `#close` whose reason says
+  "out of scope"), closed for another reason.
 - A case counts under its severity now, and under "all".
 """
 
@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -167,8 +168,14 @@ def _at(value: Any) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
 
 
+_OUT_OF_SCOPE = re.compile(r"\b(?:out[\s_-]*of[\s_-]*scope|buiten[\s_-]*(?:de[\s_-]*)?scope)\b",
+                           re.I)
+
+
 def outcome(state: str, reason: str | None) -> str:
-    if state == CaseState.CLOSED and reason and "scope" in reason.lower():
+    """What a closed case came to; a `#close` reason saying "out of scope" (or Dutch
+    "buiten scope") counts as out of scope."""
+    if state == CaseState.CLOSED and reason and _OUT_OF_SCOPE.search(reason):
         return "out-of-scope"
     return state if state in OUTCOMES else "closed"
 

@@ -37,8 +37,8 @@ RULES = {
         "nearest rank.",
         "Reporter updates: each update that fell due in the period, one cadence after the "
         "previous mail to the reporter (the acknowledgement first), while the case was open.",
-        "Out of scope: cases closed with a reason that speaks of scope. A case counts under its "
-        "current severity.",
+        "Out of scope: cases closed with a reason that says \"out of scope\". A case counts "
+        "under its current severity.",
     ],
     "nl": [
         "De periode loopt van de eerste dag 00:00 tot het einde van de laatste dag, in de "
@@ -52,8 +52,8 @@ RULES = {
         "volgens nearest rank.",
         "Updates aan de melder: elke update die in de periode verschuldigd was, een termijn na "
         "de vorige mail aan de melder (eerst de ontvangstbevestiging), zolang de zaak open was.",
-        "Buiten scope: zaken gesloten met een reden die over scope gaat. Een zaak telt onder "
-        "haar huidige ernst.",
+        "Buiten scope: zaken gesloten met als reden \"out of scope\" of \"buiten scope\". Een "
+        "zaak telt onder haar huidige ernst.",
     ],
 }
 

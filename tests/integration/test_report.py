@@ -101,7 +101,7 @@ def test_promises_kept_per_severity(made: tuple[Path, dict[str, Any], Any],
     by_state = dict(rows(db, f"SELECT state, count(*) FROM cases WHERE {closed} GROUP BY state"))
     scope = number(db, f"SELECT count(*) FROM cases WHERE {closed} AND state = 'closed' AND"
                        " (SELECT detail FROM events WHERE case_id = cases.id AND action ="
-                       " 'close' ORDER BY id DESC LIMIT 1) LIKE '%scope%'")
+                       " 'close' ORDER BY id DESC LIMIT 1) LIKE '%out%of%scope%'")
     assert f["outcomes"] == {"resolved": by_state.get("resolved", 0),
                              "rejected": by_state.get("rejected", 0),
                              "duplicate": by_state.get("duplicate", 0),

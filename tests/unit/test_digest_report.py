@@ -82,6 +82,9 @@ def test_outcomes_and_credits_of_cases_closed_in_the_period() -> None:
     assert r.credits == [("SEC-2026-0001", "Rita")]
     assert total.to_resolution.count == 4
     assert outcome("closed", None) == "closed"
+    assert outcome("closed", "fixed; it was in scope after all") == "closed"
+    assert outcome("closed", "buiten scope") == "out-of-scope"
+    assert outcome("rejected", "out of scope") == "rejected"
 
 
 def test_reporter_updates_within_the_cadence() -> None:
