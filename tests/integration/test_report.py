@@ -13,16 +13,20 @@ import subprocess
 import sys
 from contextlib import closing
 from datetime import date, datetime, time, timedelta
+from email.message import EmailMessage
+from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
 
 import holidays
 import pytest
 
-from mailbot.jobs import report_view
+from mailbot.jobs import report, report_view
 from mailbot.mail.render import Templates
 from tests.digest_support import AMS, END, build_report, utc
 from tests.email_lint import problems
+from tests.support import Bot, Sink
+from tests.support import report as support_report
 
 DONE = "('resolved', 'rejected', 'duplicate', 'closed')"
 # From before summer time began (29 March) to after it ended (25 October).
@@ -244,3 +248,31 @@ def test_report_bad_input(made: tuple[Path, dict[str, Any], Any], args: list[str
     out = mailbot(db.parent / "mailbot.toml", "report", *args)
     assert out.returncode == 2
     assert error in out.stderr and "Traceback" not in out.stderr
+
+
+async def test_a_close_by_mail_counts_as_out_of_scope(bot: Bot, sink: Sink) -> None:
+    """Staff close a case by mail with "#close out of scope"; the audit log keeps the reason
+    and the report counts the case as out of scope, the day's report from the real daemon."""
+    await bot.send(support_report())
+    (note,) = await sink.wait_for(1, to="alice@example.org")
+    reply = EmailMessage()
+    reply["From"] = "Alice <alice@example.org>"
+    reply["To"] = str(note.msg["Reply-To"])
+    reply["Subject"] = f"Re: {note.msg['Subject']}"
+    reply["Message-ID"] = "<alice-close-1@example.org>"
+    reply["In-Reply-To"] = str(note.msg["Message-ID"])
+    reply["Date"] = format_datetime(bot.clock())
+    reply.set_content("#close out of scope: SPF on a parked domain\n")
+    await bot.send(reply, to=[str(note.msg["Reply-To"])])
+    await sink.wait_for(2, to="alice@example.org")  # the notification, then the transcript
+    store = await bot.open_store()
+    async with store.read() as db:
+        (detail,) = await db.execute_fetchall(
+            "SELECT detail FROM events WHERE action = 'close'")
+    assert detail[0] == "out of scope: SPF on a parked domain"
+    day = bot.clock().astimezone(AMS).date()
+    found = await report.build(store, bot.config, day, day, "security",
+                               bot.clock() + timedelta(minutes=1))
+    total = found.inboxes[0].rows[-1]
+    assert total.received == 1
+    assert dict(total.outcomes)["out-of-scope"] == 1
