@@ -276,3 +276,16 @@ async def test_a_close_by_mail_counts_as_out_of_scope(bot: Bot, sink: Sink) -> N
     total = found.inboxes[0].rows[-1]
     assert total.received == 1
     assert dict(total.outcomes)["out-of-scope"] == 1
+
+
+def test_a_period_without_cases(made: tuple[Path, dict[str, Any], Any]) -> None:
+    """A period before the first case says so in every form instead of drawing empty charts."""
+    db, _, _ = made
+    _, found = asyncio.run(build_report(db.parent, date(2025, 1, 1), date(2025, 1, 31)))
+    html = report_view.render(Templates(), found, "en", 80, "html")
+    text = report_view.render(Templates(), found, "en", 80, "text")
+    assert html.count('data-quiet="1"') == 2 and "data-chart" not in html
+    assert text.count("No case in this period.") == 2
+    assert problems(html) == []
+    assert all(f["received"] == 0 for i in report_view.to_json(found)["inboxes"]
+               for f in i["figures"])
