@@ -59,13 +59,17 @@ class Browser:
         self._buffer = b""
         self._next = 0
         self._events: list[dict[str, Any]] = []
-        target = self.call("Target.createTarget", url="about:blank")["targetId"]
-        self.session = self.call("Target.attachToTarget", targetId=target,
-                                 flatten=True)["sessionId"]
-        for domain in ("Page", "Network", "Runtime"):
-            self.call(f"{domain}.enable", session=self.session)
-        self.call("Emulation.setDeviceMetricsOverride", session=self.session, width=width,
-                  height=900, deviceScaleFactor=1, mobile=False)
+        try:
+            target = self.call("Target.createTarget", url="about:blank")["targetId"]
+            self.session = self.call("Target.attachToTarget", targetId=target,
+                                     flatten=True)["sessionId"]
+            for domain in ("Page", "Network", "Runtime"):
+                self.call(f"{domain}.enable", session=self.session)
+            self.call("Emulation.setDeviceMetricsOverride", session=self.session, width=width,
+                      height=900, deviceScaleFactor=1, mobile=False)
+        except BaseException:
+            self.close()  # never leave a browser behind
+            raise
 
     def call(self, method: str, session: str | None = None, **params: Any) -> dict[str, Any]:
         self._next += 1

@@ -206,9 +206,11 @@ def test_dates_and_numbers_in_the_readers_language(rendered: Rendered) -> None:
     if "Weekoverzicht" in rendered.text:
         assert "maandag 2 november 2026" in rendered.text
         assert "eerste reactie binnen 3 werkdagen" in rendered.html
+        assert "eerste reactie binnen 5 werkdagen" in rendered.html  # the support policy
     else:
         assert "Monday 2 November 2026" in rendered.text
         assert "first response within 3 business days" in rendered.html
+        assert "first response within 5 business days" in rendered.html  # the support policy
 
 
 async def test_nothing_this_week(tmp_path: Path) -> None:
