@@ -12,6 +12,7 @@ import random
 import sqlite3
 from contextlib import closing
 from datetime import UTC, date, datetime, timedelta
+from html.parser import HTMLParser
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -223,3 +224,41 @@ async def build_report(tmp: Path, start: date, end: date, language: str = "en",
         return config, await report.build(store, config, start, end, inbox, END)
     finally:
         await store.close()
+
+
+class Cells(HTMLParser):
+    """Every element with data-* attributes, with its text: what a chart shows."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.cells: list[dict[str, str]] = []
+        self.chart = ""
+        self.inbox = -1
+        self._open: list[tuple[str, dict[str, str]]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = {k: v or "" for k, v in attrs}
+        if "data-chart" in a:
+            self.chart = a["data-chart"]
+            self.inbox += self.chart in ("weekly", "received")  # the first chart of an inbox
+        if "data-list" in a or "data-table" in a:
+            self.chart = ""  # past the chart
+        data = {k[5:]: v for k, v in a.items() if k.startswith("data-")}
+        if data and "chart" not in data:
+            data |= {"chart": self.chart, "inbox": str(self.inbox), "text": ""}
+            self.cells.append(data)
+            self._open.append((tag, data))
+
+    def handle_data(self, text: str) -> None:
+        for _, d in self._open:
+            d["text"] += text
+
+    def handle_endtag(self, tag: str) -> None:
+        if self._open and self._open[-1][0] == tag:
+            self._open.pop()
+
+
+def cells(html: str, chart: str, inbox: int = 0) -> list[dict[str, str]]:
+    p = Cells()
+    p.feed(html)
+    return [c for c in p.cells if c["chart"] == chart and c["inbox"] == str(inbox)]

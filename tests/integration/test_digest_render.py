@@ -10,7 +10,6 @@ from collections import Counter
 from contextlib import closing
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
@@ -19,7 +18,7 @@ from mailbot.config import load_config
 from mailbot.jobs import digest
 from mailbot.mail.render import Templates
 from mailbot.store import Store
-from tests.digest_support import AMS, END, render_digest, utc, write_config
+from tests.digest_support import AMS, END, Cells, cells, render_digest, utc, write_config
 from tests.email_lint import problems
 
 DONE = "('resolved', 'rejected', 'duplicate', 'closed')"
@@ -47,44 +46,6 @@ def rendered(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
 def count(db: Path, sql: str, *params: object) -> int:
     with closing(sqlite3.connect(db)) as conn:
         return int(conn.execute(sql, params).fetchone()[0])
-
-
-class _Cells(HTMLParser):
-    """Every element with data-* attributes, with its text: what a chart shows."""
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.cells: list[dict[str, str]] = []
-        self.chart = ""
-        self.inbox = -1
-        self._open: list[tuple[str, dict[str, str]]] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        a = {k: v or "" for k, v in attrs}
-        if "data-chart" in a:
-            self.chart = a["data-chart"]
-            self.inbox += self.chart == "weekly"
-        if "data-list" in a or "data-table" in a:
-            self.chart = ""  # past the chart
-        data = {k[5:]: v for k, v in a.items() if k.startswith("data-")}
-        if data and "chart" not in data:
-            data |= {"chart": self.chart, "inbox": str(self.inbox), "text": ""}
-            self.cells.append(data)
-            self._open.append((tag, data))
-
-    def handle_data(self, text: str) -> None:
-        for _, d in self._open:
-            d["text"] += text
-
-    def handle_endtag(self, tag: str) -> None:
-        if self._open and self._open[-1][0] == tag:
-            self._open.pop()
-
-
-def cells(html: str, chart: str, inbox: int = 0) -> list[dict[str, str]]:
-    p = _Cells()
-    p.feed(html)
-    return [c for c in p.cells if c["chart"] == chart and c["inbox"] == str(inbox)]
 
 
 def weekly_from_sql(db: Path, inbox: str) -> tuple[list[int], list[int]]:
@@ -162,7 +123,7 @@ def test_due_in_the_next_7_days_by_day(rendered: Rendered) -> None:
                 f"SELECT date({column}, '+1 hour'), count(*) FROM cases WHERE inbox = 'security'"
                 f" AND state NOT IN {DONE} AND {unkept} AND {column} >= ? AND {column} < ?"
                 " GROUP BY 1", (utc(END), utc(END + timedelta(days=7)))).fetchall()))
-    p = _Cells()
+    p = Cells()
     p.feed(rendered.html)
     shown = [int(c["day-count"]) for c in p.cells if "day-count" in c and c["inbox"] == "0"]
     assert shown == [per_day[d] for d in sorted(per_day)]

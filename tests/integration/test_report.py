@@ -23,7 +23,7 @@ import pytest
 
 from mailbot.jobs import report, report_view
 from mailbot.mail.render import Templates
-from tests.digest_support import AMS, END, build_report, utc
+from tests.digest_support import AMS, END, build_report, cells, utc
 from tests.email_lint import problems
 from tests.support import Bot, Sink
 from tests.support import report as support_report
@@ -289,3 +289,37 @@ def test_a_period_without_cases(made: tuple[Path, dict[str, Any], Any]) -> None:
     assert problems(html) == []
     assert all(f["received"] == 0 for i in report_view.to_json(found)["inboxes"]
                for f in i["figures"])
+
+
+def test_report_charts_against_the_database(made: tuple[Path, dict[str, Any], Any]) -> None:
+    """The HTML report's charts: received and closed per week of the period (weeks from
+    local midnight, across both clock changes), first responses kept per week of receipt,
+    outcomes and severities: each number as SQL counts it."""
+    db, j, found = made
+    html = report_view.render(Templates(), found, "en", 80, "html")
+    days = (TO - FROM).days
+    starts = [datetime.combine(FROM + timedelta(days=7 * i), time(0), tzinfo=AMS)
+              for i in range(days // 7 + 1)]
+    bounds = list(zip(starts, [*starts[1:], STOP], strict=True))
+    weekly = cells(html, "received")
+    for series, column, extra in (("received", "created_at", ""),
+                                  ("closed", "resolved_at", f" AND state IN {DONE}")):
+        shown = [int(c["value"]) for c in weekly if c["series"] == series]
+        expected = [int(rows(db, f"SELECT count(*) FROM cases WHERE inbox = 'security'{extra}"
+                                 f" AND {column} >= '{utc(a)}' AND {column} < '{utc(b)}'")[0][0])
+                    for a, b in bounds]
+        assert shown == expected
+    on_time = cells(html, "on-time")
+    assert len(on_time) == len(bounds)
+    for (a, b), cell in zip(bounds, on_time, strict=True):
+        cohort = (f"inbox = 'security' AND created_at >= '{utc(a)}' AND created_at < '{utc(b)}'")
+        kept = number(db, f"SELECT count(*) FROM cases WHERE {cohort} AND"
+                          " first_responded_at <= first_response_due")
+        due = number(db, f"SELECT count(*) FROM cases WHERE {cohort} AND"
+                         " (first_responded_at IS NOT NULL OR first_response_due < :as_of)")
+        assert cell["value"] == (str(round(100 * kept / due)) if due else "")
+    outcomes = {c["series"]: int(c["value"]) for c in cells(html, "outcomes")}
+    assert outcomes == {k: v for k, v in figures(j, "all")["outcomes"].items() if v}
+    received = dict(rows(db, f"SELECT coalesce(severity, 'unrated'), count(*) FROM cases"
+                             f" WHERE {RECEIVED} GROUP BY 1"))
+    assert {c["series"]: int(c["value"]) for c in cells(html, "severity")} == received
