@@ -262,3 +262,17 @@ def cells(html: str, chart: str, inbox: int = 0) -> list[dict[str, str]]:
     p = Cells()
     p.feed(html)
     return [c for c in p.cells if c["chart"] == chart and c["inbox"] == str(inbox)]
+
+
+async def queued_digest(tmp: Path, language: str = "en") -> bytes:
+    """The digest at END as queued for the relay: the bytes a recipient's client gets."""
+    config = await known(tmp, language)
+    store = await Store.open(config.storage.database)
+    try:
+        assert await digest.queue(store, config, Templates(), END, "digest:test")
+        async with store.read() as db:
+            (row,) = await db.execute_fetchall(
+                "SELECT raw FROM outbox WHERE purpose = 'digest:test'")
+    finally:
+        await store.close()
+    return bytes(row[0])
