@@ -57,7 +57,7 @@ _SEPARATOR: Final = re.compile(
     r"[-_*=~\s]*(?:original message|oorspronkelijk bericht|ursprüngliche nachricht|"
     r"message d'origine|mensaje original|messaggio originale|mensagem original|"
     r"исходное сообщение|оригинальное сообщение|wiadomość oryginalna|oryginalna wiadomość|"
-    r"ursprungligt meddelande|oprindelig meddelelse|opprinnelig melding|alkuperäinen viesti|"
+    r"ursprungligt meddelande|oprindelig meddelelse|oprindelig besked|opprinnelig melding|alkuperäinen viesti|"
     r"原始邮件|原始郵件|元のメッセージ|forwarded message|doorgestuurd bericht|"
     r"weitergeleitete nachricht|message transféré|mensaje reenviado|messaggio inoltrato|"
     r"mensagem encaminhada|пересылаемое сообщение|пересланное сообщение|"
@@ -80,14 +80,14 @@ _FROM: Final = re.compile(
     r"發件人|寄件者|差出人|보낸 사람)" + _COLON, re.IGNORECASE,
 )
 _SENT: Final = re.compile(
-    r"[*\s]*(?:sent|date|verzonden|datum|gesendet|envoyé|enviado|enviada|inviato|data|"
+    r"[*\s]*(?:sent|date|message du|verzonden|datum|gesendet|envoyé|enviado|enviada|inviato|data|"
     r"fecha|отправлено|дата|wysłano|wysłane|skickat|sendt|lähetetty|päivämäärä|发送时间|"
     r"日期|傳送時間|時間|送信日時|日付|날짜)" + _COLON, re.IGNORECASE,
 )
 _TO_OR_SUBJECT: Final = re.compile(
     r"[*\s]*(?:to|aan|an|à|a|para|кому|do|till|til|vastaanottaja|címzett|kime|收件人|宛先|"
     r"받는 사람|subject|onderwerp|betreff|objet|asunto|oggetto|assunto|тема|temat|ämne|"
-    r"emne|aihe|tárgy|konu|主题|主旨|件名|제목)" + _COLON, re.IGNORECASE,
+    r"emne|aihe|tárgy|konu|sujet|主题|主旨|件名|제목)" + _COLON, re.IGNORECASE,
 )
 # "wrote" in the attribution lines of the clients of those languages (casefolded).
 _VERBS: Final = (
@@ -203,7 +203,9 @@ def _classify(lines: list[str]) -> tuple[list[int], int]:
             span, strong = _attribution(lines, i)
             if span:
                 following = _next_non_blank(lines, i + span)
-                if following < n and lines[following].strip().startswith(">"):
+                quoted = following < n and lines[following].strip().startswith(">")
+                if quoted or (strong and not seen_text):
+                    # With nothing above it, a cut would leave nothing: only the line goes.
                     kinds[i:i + span] = [_ATTRIBUTION] * span
                     i += span
                     continue
@@ -241,15 +243,18 @@ def _next_non_blank(lines: list[str], start: int) -> int:
 
 def _header_block(lines: list[str], i: int) -> bool:
     """Rule 6: an Outlook "From: / Sent: / To: / Subject:" block starts at line i."""
-    if not _FROM.match(lines[i]):
+    sender = bool(_FROM.match(lines[i]))
+    sent = not sender and bool(_SENT.match(lines[i]))  # "Message du : …" comes first
+    if not (sender or sent):
         return False
-    sent = to_or_subject = False
+    to_or_subject = False
     for line in lines[i + 1:i + 1 + _HEADER_LOOKAHEAD]:
         if not line.strip():
             break
+        sender = sender or bool(_FROM.match(line))
         sent = sent or bool(_SENT.match(line))
         to_or_subject = to_or_subject or bool(_TO_OR_SUBJECT.match(line))
-    return sent and to_or_subject
+    return sender and sent and to_or_subject
 
 
 def _attribution(lines: list[str], i: int) -> tuple[int, bool]:
@@ -261,13 +266,21 @@ def _attribution(lines: list[str], i: int) -> tuple[int, bool]:
         s = lines[i + span - 1].strip()
         if len(s) > _MAX_ATTRIBUTION or (span > 1 and not s):
             break
-        if span > 1 and (joined.endswith((".", "!", "?", ";")) or (
-                _is_attribution(s) and not _DIGIT.search(joined) and "<" not in joined)):
-            break  # the line above is the reporter's own: the attribution starts below
+        if span > 1 and not _may_start_attribution(joined):
+            break  # the line above is the reporter's own: an attribution starts below
         joined = f"{joined} {s}" if joined else s
         if _is_attribution(joined):
             return span, _is_strong(joined)
     return 0, False
+
+
+def _may_start_attribution(first: str) -> bool:
+    """A line an attribution wrapped over several lines can start with: a date or a name
+    with its address, and no sentence ended before the verb ("Thanks.")."""
+    if not (_DIGIT.search(first) or "<" in first or "@" in first):
+        return False
+    low = first.casefold()
+    return not low.endswith((".", "!", "?", ";")) or any(verb in low for verb in _VERBS)
 
 
 def _is_attribution(s: str) -> bool:
