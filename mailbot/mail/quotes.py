@@ -196,7 +196,7 @@ def _classify(lines: list[str]) -> tuple[list[int], int]:
             pass  # rules 5-7 all need a ":", a verb, or a leading - _ * here or just below
         elif seen_text and (_is_separator(s) or _header_block(lines, i)):
             return kinds, i
-        elif seen_text and len(s) >= 10 and not s.strip("_-—"):
+        elif seen_text and len(s) >= 4 and not s.strip("_-—="):
             following = _next_non_blank(lines, i + 1)
             if following < n and _header_block(lines, following):
                 return kinds, i
