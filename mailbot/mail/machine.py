@@ -61,7 +61,7 @@ _PREFIXES: Final = (
 _SUBJECT: Final = re.compile(
     r"\s*(?:(?:re|aw|sv|vs|antw|r|res|ответ)\s*:\s*)?(?:\[[^\]]{0,80}\]\s*)?(?:"
     + "|".join(re.escape(p) for p in sorted(_PREFIXES, key=len, reverse=True))
-    + r")\s*(?:[:：\-]|$)",
+    + r")\s*(?:[:：]|$)",
     re.IGNORECASE,
 )
 
