@@ -96,3 +96,17 @@ def auto_reply(header: Callable[[str], str], names: list[str], subject: str) -> 
 def is_auto_reply_subject(subject: str) -> bool:
     """The subject starts like an out-of-office reply's ("Automatic reply: …")."""
     return _SUBJECT.match(subject[:500]) is not None
+
+
+def subject_only(machine: str | None, envelope_from: str | None, sender: str,
+                 reporter: str | None) -> str | None:
+    """The machine reason once the mail's case is known: SUBJECT_ONLY stays only on mail
+    from the reporter of the case it threads to (or with no sender to answer at all);
+    with a null envelope sender it is a machine reply anyway; else it is a person's mail."""
+    if machine != SUBJECT_ONLY:
+        return machine
+    if envelope_from == "":
+        return "empty return path"
+    if not sender or (reporter is not None and sender == reporter.lower()):
+        return machine
+    return None

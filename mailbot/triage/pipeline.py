@@ -19,7 +19,7 @@ from mailbot.clock import Clock, iso
 from mailbot.config import Config, InboxConfig, PolicyConfig
 from mailbot.errors import CommandError, MessageError, TransientError
 from mailbot.keyfile import load_or_create_secret
-from mailbot.mail.machine import SUBJECT_ONLY
+from mailbot.mail.machine import subject_only
 from mailbot.mail.parse import parse
 from mailbot.mail.pgp import Opened, looks_pgp
 from mailbot.mail.quotes import new_text
@@ -212,13 +212,11 @@ class Pipeline:
         if mail.message_id and await case_q.has_inbound_message(db, mail.message_id):
             return Decision(Disposition.IGNORE, f"duplicate of {mail.message_id} already on a case")
         machine = mail.machine or ("empty return path" if row.mail_from == "" else None)
-        if machine == SUBJECT_ONLY and row.mail_from == "":
-            machine = "empty return path"
         recipients = (*row.rcpt_to, *mail.to, *mail.cc)
         case_id = await find_case(mail, recipients, inbox=inbox, lookup=_Lookup(db))
         case = await case_q.get_by_id(db, case_id) if case_id is not None else None
-        if machine == SUBJECT_ONLY and (case is None or mail.from_addr != case["reporter"]):
-            machine = None  # "Out of office" alone: a machine reply only on the sender's case
+        machine = subject_only(machine, row.mail_from, mail.from_addr,
+                               case["reporter"] if case is not None else None)
         if machine:
             if case is not None:
                 # Recorded on its case, never answered, never reopens it.

@@ -10,7 +10,7 @@ import pytest
 
 from mailbot.config import load_config
 from mailbot.intake.durable import Delivery, accept_many
-from mailbot.mail.machine import SUBJECT_ONLY, is_auto_reply_subject
+from mailbot.mail.machine import SUBJECT_ONLY, is_auto_reply_subject, subject_only
 from mailbot.mail.parse import parse
 from mailbot.store import Store
 from mailbot.store import inbound as inbound_q
@@ -171,3 +171,21 @@ async def test_icloud_marker_without_a_case_is_recorded_not_answered(
     got = await deliver(pipeline, mail("Auto reply: Nyaan", X_Apple_Action="VACATION"),
                         "kiji@icloud.example")
     assert got["status"] == "ignored" and got["outbox"] == []
+
+
+@pytest.mark.parametrize(("machine", "envelope", "sender", "reporter", "expected"), [
+    (SUBJECT_ONLY, "rita@example.net", "rita@example.net", "Rita@example.net", SUBJECT_ONLY),
+    (SUBJECT_ONLY, "eve@example.net", "eve@example.net", "rita@example.net", None),
+    (SUBJECT_ONLY, "eve@example.net", "eve@example.net", None, None),
+    (SUBJECT_ONLY, "", "eve@example.net", None, "empty return path"),
+    (SUBJECT_ONLY, "x@example.net", "", None, SUBJECT_ONLY),
+    ("out of office (x-autoreply)", "eve@example.net", "eve@example.net", None,
+     "out of office (x-autoreply)"),
+    (None, "eve@example.net", "eve@example.net", "eve@example.net", None),
+])
+def test_subject_only_once_the_case_is_known(machine: str | None, envelope: str, sender: str,
+                                             reporter: str | None,
+                                             expected: str | None) -> None:
+    """A subject alone stays machine mail only from the case's reporter (or with no sender
+    to answer); a null envelope makes it machine mail; a marker header always is."""
+    assert subject_only(machine, envelope, sender, reporter) == expected
