@@ -39,8 +39,8 @@ Blank lines around what was dropped collapse into one; elsewhere lines are kept 
 
 All checks are string tests or regexes of alternated literals without nested repetition,
 on lines of bounded length, with a bounded look-ahead: linear in the input. Nothing here
-raises. On the real-mail corpus (tests/corpus/real/, README "Real mail") this keeps 131 of
-140 replies as their projects record them; talon 1.4.4 keeps 84, email_reply_parser 0.5.12
+raises. On the real-mail corpus (tests/corpus/real/, README "Real mail") this keeps 132
+of 140 replies as their projects record them; talon 1.4.4 keeps 84, email_reply_parser 0.5.12
 75, mail-parser-reply 1.36 63.
 """
 
@@ -150,7 +150,9 @@ _DEVICES: Final = frozenset({
     "iphone", "ipad", "ipod", "android", "samsung", "galaxy", "blackberry", "mobile",
     "cell", "phone", "smartphone", "tablet", "windows", "htc", "huawei", "xiaomi", "pixel",
     "nokia", "lg", "sony", "motorola", "ti-85", "alcatel", "kindle", "verizon", "sprint",
-    "t-mobile", "oneplus", "oppo", "fairphone", "mobile,", "phone,", "cell,", "iphone,",
+    "t-mobile", "oneplus", "oppo", "fairphone", "wiko", "zte", "lenovo", "asus", "honor",
+    "vivo", "realme", "meizu", "nexus", "moto", "palm", "surface", "ipad,", "mobile,",
+    "phone,", "cell,", "iphone,",
 })
 _LINK_TAIL: Final = re.compile(r"\s*<[^<>]*>$")
 _MARKDOWN_LINK: Final = re.compile(r"\[([^\[\]]*)\]\([^()]*\)")
@@ -233,7 +235,7 @@ def _classify(lines: list[str]) -> tuple[list[int], int]:
 
 def _may_mark(lines: list[str], i: int, s: str) -> bool:
     """A cheap test that one of rules 5-7 could apply at line i."""
-    if s[0] in "-_*" or ":" in s or "：" in s:
+    if s[0] in "-_*=" or ":" in s or "：" in s:
         return True
     for j in (i + 1, i + 2):
         if j < len(lines) and lines[j].rstrip().endswith((":", "：")):

@@ -63,7 +63,6 @@ KNOWN = {
     "email_reply_trimmer/embedded_email_7.txt": "'C>' as the quote prefix",
     "email_reply_trimmer/forwarded_message.txt": "a forward with nothing above it is kept",
     "email-reply-parser/email_7.txt": "a quoted line wrapped after a blank line",
-    "email-reply-parser/email_9.txt": "a French webmail block with an empty 'Copie à' line",
     "email-reply-parser/email_15.txt": "'Sent from my Wiko …': a device not on the list",
     "deltachat-core-rust/schleuder.eml": "only the first text part is the text",
     "deltachat-core-rust/attach_filename_encoded_words_bad_delimiter.eml":
