@@ -68,6 +68,8 @@ KNOWN = {
     "deltachat-core-rust/attach_filename_encoded_words_bad_delimiter.eml":
         "an encoded word glued to '.bar' is decoded",
     "set-of-emails/lhost-kddi-01.eml": "a KDDI error notice: no-reply sender, no DSN part",
+    "discourse/chinese_reply.eml": "UTF-8 bytes declared Big5: the declared charset is used",
+    "discourse/text_reply.eml": "UTF-8 bytes without a charset: read as US-ASCII",
 }
 REPORTER = "researcher@example.net"
 
