@@ -20,6 +20,7 @@ from email.parser import BytesParser
 from email.utils import getaddresses, parsedate_to_datetime
 from html.parser import HTMLParser
 
+from mailbot.mail.machine import auto_reply
 from mailbot.models import Attachment, ParsedMail
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029\x85]+")
@@ -37,14 +38,11 @@ _BOUNDARY_LINE = re.compile(rb"^--", re.M)
 # 2 * MAX_DEPTH are cut off before it sees them.
 _MULTIPART = re.compile(rb"^content-type:[ \t]*multipart/", re.I | re.M)
 
-# Subjects of out-of-office replies that carry no RFC 3834 header (Exchange, iCloud, Gmail
-# in some set-ups). Only trusted together with another automatic-reply signal, see below.
-_OOO_SUBJECT = re.compile(
-    r"^\s*(automatic reply|auto[- ]?reply|autoreply|out of (the )?office|autosvar|"
-    r"automatisch antwoord|abwesenheitsnotiz|automatische antwort|r[ée]ponse automatique|"
-    r"afwezig|vacation reply|on vacation)\b",
-    re.I,
-)
+_BOUNCE_SENDERS = frozenset({"mailer-daemon", "mailer_daemon", "mail-daemon", "postmaster",
+                             "post_master"})
+# RFC 2369/2919 and the older list servers' own (Mailman 2, fml, ezmlm, Listserv).
+_LIST_HEADERS = ("List-Id", "List-Unsubscribe", "List-Post", "Mailing-List", "X-Mailing-List",
+                 "X-BeenThere", "X-Mailman-Version", "X-MLServer", "X-ML-Name", "X-Listserver")
 
 
 def header_block(raw: bytes) -> bytes:
@@ -370,32 +368,17 @@ def machine_reason(
         return "delivery report"
     if headers.raw("Return-Path").strip() == "<>":
         return "empty return path"
-    if from_addr.split("@")[0] in ("mailer-daemon", "postmaster"):
-        return "bounce sender"
+    if from_addr.split("@")[0] in _BOUNCE_SENDERS or (
+            not from_addr and "mailer-daemon" in headers.raw("From").lower()):
+        return "bounce sender"  # also "From: MAILER-DAEMON <>" (DragonFly, others)
     precedence = headers.raw("Precedence").strip().lower()
     if precedence in ("bulk", "junk", "list"):
         return f"precedence: {precedence}"
-    if headers.raw("List-Id") or headers.raw("List-Unsubscribe"):
+    if any(headers.raw(name) for name in _LIST_HEADERS):
         return "mailing list"
     return _out_of_office(headers)
 
 
 def _out_of_office(headers: _Headers) -> str | None:
-    """Out-of-office replies that carry no Auto-Submitted header.
-
-    Exchange marks its automatic replies with X-MS-Exchange-Generated-Message-Source or
-    X-MS-Exchange-Organization-AutoReply (and `X-Auto-Response-Suppress: All`, which
-    Outlook also puts on some ordinary mail, so that one alone is not trusted); iCloud and
-    others set X-Autoreply / X-Autorespond. An auto-reply subject counts only together with
-    X-Auto-Response-Suppress, never alone: a human may well write "Out of office" in a report.
-    """
-    for name in ("X-Autoreply", "X-Autorespond", "X-Auto-Reply",
-                 "X-MS-Exchange-Organization-AutoReply", "X-MS-Exchange-Generated-Message-Source"):
-        if headers.raw(name).strip():
-            return f"out of office ({name})"
-    suppress = headers.raw("X-Auto-Response-Suppress").lower()
-    subject = decode_words(headers.raw("Subject"))
-    if _OOO_SUBJECT.search(subject) and ("oof" in suppress or "all" in suppress):
-        return "out of office (subject)"
-    return None
-
+    """Auto-replies without an Auto-Submitted header: machine.py knows the markers."""
+    return auto_reply(headers.raw, list(headers.by_name), decode_words(headers.raw("Subject")))

@@ -19,6 +19,7 @@ from mailbot.clock import Clock, iso
 from mailbot.config import Config, InboxConfig, PolicyConfig
 from mailbot.errors import CommandError, MessageError, TransientError
 from mailbot.keyfile import load_or_create_secret
+from mailbot.mail.machine import subject_only
 from mailbot.mail.parse import parse
 from mailbot.mail.pgp import Opened, looks_pgp
 from mailbot.mail.quotes import new_text
@@ -214,6 +215,8 @@ class Pipeline:
         recipients = (*row.rcpt_to, *mail.to, *mail.cc)
         case_id = await find_case(mail, recipients, inbox=inbox, lookup=_Lookup(db))
         case = await case_q.get_by_id(db, case_id) if case_id is not None else None
+        machine = subject_only(machine, row.mail_from, mail.from_addr,
+                               case["reporter"] if case is not None else None)
         if machine:
             if case is not None:
                 # Recorded on its case, never answered, never reopens it.
@@ -405,14 +408,17 @@ class Pipeline:
                 errors.append(CommandError(1, f"the mail is dated {mail.date or 'nowhere'}, "
                                               "outside the replay window; send it anew"))
         if not errors:
-            errors = await actions.check(db, case, parsed)
+            errors = await actions.check(db, case, parsed, actor=mail.from_addr, at=now)
         done: list[str] = []
         remarks: list[str] = []
         queued = 0
         if not errors:
             applied = await actions.apply(db, case, parsed, actor=mail.from_addr, at=now,
-                                          calendar=self.calendars[policy.name])
+                                          calendar=self.calendars[policy.name], policy=policy)
             done = applied.done
+            if applied.new_reporter:
+                queued += await self._ack_forwarded(db, row, case, applied, now, remarks)
+                case = await case_q.get_by_id(db, int(case["id"])) or case  # the new reporter
             if applied.reply_text or applied.reporter_news:
                 thread = await case_q.thread_ids(db, int(case["id"]))
                 update = letters.reporter_update(
@@ -434,6 +440,34 @@ class Pipeline:
         log.info("inbound %d: %d commands on %s%s", row.id, len(parsed.commands), case["ref"],
                  f", refused: {errors[0]}" if errors else "")
         return queued + (q.outbox_id is not None)
+
+    async def _ack_forwarded(self, db: Db, row: InboundRow, case: Mapping[str, Any],
+                             applied: actions.Applied, now: datetime,
+                             remarks: list[str]) -> int:
+        """#open-for: the original sender's acknowledgement, answering their own report."""
+        inbox = self._inbox(row)
+        policy = self._policy(inbox)
+        fresh = await case_q.get_by_id(db, int(case["id"]))
+        assert fresh is not None and applied.new_reporter is not None
+        original = applied.original
+        facts = letters.AckFacts(
+            ref=fresh["ref"], reporter=applied.new_reporter,
+            reporter_name=fresh["reporter_name"] or "",
+            subject=original.subject if original and original.subject else fresh["subject"],
+            language=fresh["language"],
+            report_message_id=original.message_id if original else None, report_references=(),
+            first_response_due=datetime.fromisoformat(fresh["first_response_due"]),
+            resolution_due=datetime.fromisoformat(fresh["resolution_due"]),
+            key_fingerprint=inbox.pgp_key, key_url=self.config.security_txt.encryption)
+        seal = await self._reporter_seal(db, inbox, applied.new_reporter, fresh["ref"])
+        if seal is None and "ack" in policy.require_encryption:
+            remarks.append(await self._withhold(db, int(case["id"]), "acknowledgement", now))
+            return 0
+        queued = await letters.queue(
+            db, purpose=f"ack-for:{fresh['ref']}:{row.id}", case_id=int(case["id"]), kind="ack",
+            mail=letters.acknowledgement(self.templates, inbox, policy, facts, now),
+            envelope_from=inbox.address, at=now, seal=seal)
+        return int(queued.outbox_id is not None)
 
     async def _notify(
         self, db: Db, row: InboundRow, inbox: InboxConfig, case_id: int,
