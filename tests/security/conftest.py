@@ -37,7 +37,12 @@ RECORDS = {
 USED = [b"From", b"To", b"Cc", b"Subject", b"Date", b"Message-ID", b"In-Reply-To",
         b"References"]
 
-pytestmark = pytest.mark.slow
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "world" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)  # a daemon child process per test
 
 
 class DnsStub(asyncio.DatagramProtocol):
