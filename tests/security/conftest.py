@@ -167,8 +167,8 @@ class World:
         """The purposes of the outgoing mail the mail with this Message-ID caused."""
         ((inbound_id,),) = self.rows("SELECT id FROM inbound WHERE message_id = ?",
                                      (message_id(raw),))
-        return [str(p).split(":")[0] for (p,) in self.rows(
-            "SELECT purpose FROM outbox WHERE purpose LIKE ?", (f"%:{inbound_id}%",))]
+        purposes = [str(p).split(":") for (p,) in self.rows("SELECT purpose FROM outbox")]
+        return [p[0] for p in purposes if len(p) > 1 and p[1] == str(inbound_id)]
 
 
 def message_id(raw: bytes) -> str:
