@@ -14,6 +14,7 @@ import re
 from collections.abc import Collection
 from datetime import UTC, datetime
 from email import errors, policy
+from email._encoded_words import decode as _ew_decode
 from email._header_value_parser import get_address_list
 from email.header import decode_header, make_header
 from email.message import Message
@@ -27,14 +28,17 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029\x85]+")
 HEADER_END = re.compile(rb"\r?\n\r?\n")  # the blank line after the header block
 _MSGID = re.compile(r"<[^<>\s]{1,900}>")
 _ANGLE_ADDR = re.compile(r"<([^<>\s@]{1,200}@[^<>\s@]{1,200})>")
-# `Name <local@domain>` or a bare `local@domain` of plain atoms only: no quotes, comments,
-# encoded words, specials or non-ASCII, so RFC 5322 reads it exactly as this does (the
-# header registry's parser, which costs ~150 us a call, reads everything else).
+# `Name <local@domain>` or a bare `local@domain`, the name of plain atoms and RFC 2047
+# encoded words (of phrase-safe characters) only: no quotes, comments, specials or raw
+# non-ASCII, so RFC 5322 reads it exactly as this does (tests/security/test_from_parse.py
+# checks it against the email package). Its parser, at ~150 us a call, reads the rest.
 _DOT_ATOM_ADDR = r"[A-Za-z0-9_+-]+(?:\.[A-Za-z0-9_+-]+)*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+"
+_EW = r"=\?[A-Za-z0-9_-]{1,40}\?[QqBb]\?[A-Za-z0-9!*+/=_.-]{0,300}\?="
+_PHRASE = rf"(?:{_EW}|[A-Za-z0-9][A-Za-z0-9.'_-]*)(?:[ \t]+(?:{_EW}|[A-Za-z0-9.'_-]+))*"
 _PLAIN_FROM = re.compile(
-    rf"[ \t]*(?:([A-Za-z0-9][A-Za-z0-9 \t.'_-]*?)?[ \t]*<({_DOT_ATOM_ADDR})>|({_DOT_ATOM_ADDR}))"
-    r"[ \t]*"
+    rf"[ \t]*(?:({_PHRASE})?[ \t]*<({_DOT_ATOM_ADDR})>|({_DOT_ATOM_ADDR}))[ \t]*"
 )
+_ODD_ADDR = re.compile(r"[\s\"\\<>()\x00-\x1f\x7f]")
 _FOLD = re.compile(r"\r?\n(?=[ \t])")  # RFC 5322 unfolding
 _ODD_ADDR = re.compile(r"[\s\"\\<>()\x00-\x1f\x7f]")
 _MAX_TEXT = 4 * 1024 * 1024
@@ -217,10 +221,32 @@ def sender(values: list[str]) -> tuple[str, str, str | None]:
         return "", "", f"{len(values)} From: headers"
     value = _FOLD.sub("", values[0])
     plain = _PLAIN_FROM.fullmatch(value)
-    if plain:
+    # An encoded word right before "<" is malformed to RFC 2047: the full parser says so.
+    if plain and not (plain.group(1) and value[plain.end(1)] == "<"
+                      and plain.group(1).endswith("?=")):
         name, angle, bare = plain.groups()
-        return " ".join((name or "").split()), (angle or bare).lower(), None
+        decoded = _phrase(name or "")
+        if decoded is not None:
+            return decoded, (angle or bare).lower(), None
     return _registry_sender(value)
+
+
+def _phrase(name: str) -> str | None:
+    """A display name of atoms and encoded words, decoded as the email package's address
+    parser decodes it (each word kept, one space between); None if a word is bad."""
+    if "=?" not in name:
+        return one_line(name, 200)
+    words = []
+    for token in name.split():
+        if token.startswith("=?"):
+            try:
+                token, _, _, defects = _ew_decode(token)
+            except Exception:  # a malformed word: the full parser says what it is
+                return None
+            if defects:
+                return None
+        words.append(token)
+    return one_line(" ".join(words), 200)
 
 
 def _registry_sender(value: str) -> tuple[str, str, str | None]:

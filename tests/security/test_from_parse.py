@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from email import base64mime, quoprimime
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -70,7 +72,16 @@ _LABEL = st.from_regex(r"\A[A-Za-z0-9-]{1,8}\Z")
 _ADDR = st.builds(lambda local, domain: f"{'.'.join(local)}@{'.'.join(domain)}",
                   st.lists(_ATOM, min_size=1, max_size=3), st.lists(_LABEL, min_size=2,
                                                                     max_size=3))
-_NAME = st.from_regex(r"\A[A-Za-z0-9][A-Za-z0-9 \t.'_-]{0,20}\Z")
+_WORD = st.from_regex(r"\A[A-Za-z0-9.'_-]{1,8}\Z")
+_ENCODED = st.builds(
+    lambda text, b64: (base64mime if b64 else quoprimime).header_encode(
+        text.encode(), "utf-8"),
+    st.text(min_size=1, max_size=8), st.booleans())
+_NAME = st.builds(
+    lambda first, rest, gaps: first + "".join(g + t for g, t in zip(gaps, rest, strict=False)),
+    st.one_of(st.from_regex(r"\A[A-Za-z0-9][A-Za-z0-9.'_-]{0,6}\Z"), _ENCODED),
+    st.lists(st.one_of(_WORD, _ENCODED), max_size=4),
+    st.lists(st.sampled_from([" ", "\t", "  "]), min_size=4, max_size=4))
 
 
 @given(name=st.one_of(st.none(), _NAME), addr=_ADDR,
@@ -78,8 +89,9 @@ _NAME = st.from_regex(r"\A[A-Za-z0-9][A-Za-z0-9 \t.'_-]{0,20}\Z")
 def test_the_fast_path_reads_as_the_email_package_does(
     name: str | None, addr: str, pad: str
 ) -> None:
-    """For every plain `Name <local@domain>` and bare `local@domain` the fast path takes,
-    the name and the address are those the email package's RFC 5322 parser reads."""
+    """For every plain `Name <local@domain>` (atoms and encoded words) and bare
+    `local@domain` the fast path takes, the name and the address are those the email
+    package's RFC 5322 parser reads."""
     value = f"{pad}{addr}{pad}" if name is None else f"{pad}{name}{pad}<{addr}>{pad}"
     assert _PLAIN_FROM.fullmatch(value)
     assert sender([value]) == _registry_sender(value)
