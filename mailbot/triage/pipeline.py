@@ -482,7 +482,9 @@ class Pipeline:
         if prepared.offered_key and mail.from_addr:
             await self.crypto.remember(db, mail.from_addr, prepared.offered_key, pgp,
                                        self.clock(), row.id)
-        if pgp.sig_id and pgp.signature == "good":
+        if pgp.sig_id and pgp.signature == "good" and kind == Kind.STAFF:
+            # Spent only when it proved a command: a copy sent ahead to another case
+            # (refused there) must not make the genuine mail look like its replay.
             await keys_q.remember_signature(db, pgp.sig_id, row.id)
         # What it answers threads later mail of the same sender (a reply that overtook the
         # mail it answers), never anyone else's: see store.cases.case_of_message_ids.
