@@ -13,34 +13,20 @@ from __future__ import annotations
 import re
 from collections.abc import Collection
 from datetime import UTC, datetime
-from email import errors, policy
-from email._encoded_words import decode as _ew_decode
-from email._header_value_parser import get_address_list
+from email import policy
 from email.header import decode_header, make_header
 from email.message import Message
 from email.parser import BytesParser
 from email.utils import getaddresses, parsedate_to_datetime
 from html.parser import HTMLParser
 
+from mailbot.mail.sender import sender
 from mailbot.models import USED_HEADERS, Attachment, ParsedMail
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029\x85]+")
 HEADER_END = re.compile(rb"\r?\n\r?\n")  # the blank line after the header block
 _MSGID = re.compile(r"<[^<>\s]{1,900}>")
 _ANGLE_ADDR = re.compile(r"<([^<>\s@]{1,200}@[^<>\s@]{1,200})>")
-# `Name <local@domain>` or a bare `local@domain`, the name of plain atoms and RFC 2047
-# encoded words (of phrase-safe characters) only: no quotes, comments, specials or raw
-# non-ASCII, so RFC 5322 reads it exactly as this does (tests/security/test_from_parse.py
-# checks it against the email package). Its parser, at ~150 us a call, reads the rest.
-_DOT_ATOM_ADDR = r"[A-Za-z0-9_+-]+(?:\.[A-Za-z0-9_+-]+)*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+"
-_EW = r"=\?[A-Za-z0-9_-]{1,40}\?[QqBb]\?[A-Za-z0-9!*+/=_.-]{0,300}\?="
-_PHRASE = rf"(?:{_EW}|[A-Za-z0-9][A-Za-z0-9.'_-]*)(?:[ \t]+(?:{_EW}|[A-Za-z0-9.'_-]+))*"
-_PLAIN_FROM = re.compile(
-    rf"[ \t]*(?:({_PHRASE})?[ \t]*<({_DOT_ATOM_ADDR})>|({_DOT_ATOM_ADDR}))[ \t]*"
-)
-_ODD_ADDR = re.compile(r"[\s\"\\<>()\x00-\x1f\x7f]")
-_FOLD = re.compile(r"\r?\n(?=[ \t])")  # RFC 5322 unfolding
-_ODD_ADDR = re.compile(r"[\s\"\\<>()\x00-\x1f\x7f]")
 _MAX_TEXT = 4 * 1024 * 1024
 MAX_PARSED = 10 * 1024 * 1024  # bytes of a mail given to the stdlib parser (~8x in memory)
 MAX_PARTS = 1000
@@ -207,78 +193,6 @@ def _first_address(value: str) -> tuple[str, str]:
         if "@" in addr and " " not in addr:
             return one_line(decode_words(name), 200), addr
     return "", ""
-
-
-def sender(values: list[str]) -> tuple[str, str, str | None]:
-    """(display name, address, problem) of the From: header(s) as RFC 5322 reads them: the
-    addr-spec of exactly one mailbox, never a fragment of a display name; an encoded word
-    is decoded only inside the display name, so it never makes an address. ("", "", why)
-    when there is not exactly one plain mailbox: a second From:, two addresses, a group,
-    a parse defect (what other mail systems read is then anyone's guess)."""
-    if not values:
-        return "", "", None
-    if len(values) > 1:
-        return "", "", f"{len(values)} From: headers"
-    value = _FOLD.sub("", values[0])
-    plain = _PLAIN_FROM.fullmatch(value)
-    # An encoded word right before "<" is malformed to RFC 2047: the full parser says so.
-    if plain and not (plain.group(1) and value[plain.end(1)] == "<"
-                      and plain.group(1).endswith("?=")):
-        name, angle, bare = plain.groups()
-        decoded = _phrase(name or "")
-        if decoded is not None:
-            return decoded, (angle or bare).lower(), None
-    return _registry_sender(value)
-
-
-def _phrase(name: str) -> str | None:
-    """A display name of atoms and encoded words, decoded as the email package's address
-    parser decodes it (each word kept, one space between); None if a word is bad."""
-    if "=?" not in name:
-        return one_line(name, 200)
-    words = []
-    for token in name.split():
-        if token.startswith("=?"):
-            try:
-                token, _, _, defects = _ew_decode(token)
-            except Exception:  # a malformed word: the full parser says what it is
-                return None
-            if defects:
-                return None
-        words.append(token)
-    return one_line(" ".join(words), 200)
-
-
-def _registry_sender(value: str) -> tuple[str, str, str | None]:
-    # The header registry's own parser: its Address objects refuse a display name whose
-    # encoded words decode to CR/LF, though the address itself is plain.
-    try:
-        parsed, rest = get_address_list(value)
-    except Exception as e:  # the parser is lenient; this is the last resort
-        return "", "", f"From: unreadable ({type(e).__name__})"
-    # Obsolete syntax reads one way only; a control character (an encoded CR/LF) in the
-    # display name is dropped from the name below, and one in the address refused.
-    bad = [d for d in parsed.all_defects
-           if not isinstance(d, errors.ObsoleteHeaderDefect | errors.NonPrintableDefect)]
-    if bad or rest:
-        return "", "", f"From: {one_line(str(bad[0]) if bad else 'text after the address', 80)}"
-    if any(a.display_name is not None for a in parsed.addresses):
-        return "", "", "From: is a group"
-    mailboxes = parsed.all_mailboxes
-    if len(mailboxes) != 1:
-        return "", "", f"From: has {len(mailboxes)} addresses"
-    (mailbox,) = mailboxes
-    addr = f"{mailbox.local_part or ''}@{mailbox.domain or ''}"
-    if (addr.count("@") != 1 or addr.startswith("@") or addr.endswith("@")
-            or _ODD_ADDR.search(addr) or len(addr) > 320):
-        return "", "", "From: address is not a plain addr-spec"
-    return one_line(mailbox.display_name or "", 200), addr.lower(), None
-
-
-def envelope_address(value: str | None) -> str:
-    """The envelope sender (MAIL FROM) as an address to answer, "" when it is not one."""
-    addr = (value or "").strip().lower()
-    return addr if "@" in addr and not _ODD_ADDR.search(addr) and len(addr) <= 320 else ""
 
 
 def _addresses(value: str) -> tuple[str, ...]:

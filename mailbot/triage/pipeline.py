@@ -20,10 +20,11 @@ from mailbot.config import Config, InboxConfig, PolicyConfig
 from mailbot.errors import CommandError, MessageError, TransientError
 from mailbot.keyfile import load_or_create_secret
 from mailbot.mail.dkim import DkimResult, DnsFunc, resolver, verify
-from mailbot.mail.parse import envelope_address, parse
+from mailbot.mail.parse import parse
 from mailbot.mail.pgp import Opened, looks_pgp
 from mailbot.mail.quotes import new_text
 from mailbot.mail.render import LANGUAGES, Templates
+from mailbot.mail.sender import envelope_address
 from mailbot.models import CaseState, Disposition, InboundStatus, ParsedMail
 from mailbot.sla import BusinessCalendar, deadlines
 from mailbot.store import Db, Store

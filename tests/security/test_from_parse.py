@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mailbot.mail.parse import _PLAIN_FROM, _registry_sender, parse, sender
+from mailbot.mail.parse import parse
+from mailbot.mail.sender import _PLAIN_FROM, _registry_sender, sender
 
 # (From: value, the address read, or None: no address, untrusted)
 TABLE = [
