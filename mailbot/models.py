@@ -67,7 +67,8 @@ class ParsedMail:
     attachments: tuple[Attachment, ...]
     machine: str | None  # why this mail is machine-made (never answered), None for a human
     defects: tuple[str, ...] = field(default=())
-    # Why From: is not exactly one plain address (then `from_addr` is ""); None when it is.
+    # Why From: is not exactly one plain address (parse then leaves `from_addr` "", and the
+    # pipeline puts the envelope sender there); None when it is.
     from_problem: str | None = None
     # Every occurrence of the headers the bot reads (USED_HEADERS), as (lower-cased name,
     # raw value): staff proofs hold only when each occurs once and is the one proven.
