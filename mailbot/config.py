@@ -6,6 +6,7 @@ problems are reported at once (`ConfigErrors`), so `mailbot check` shows them to
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import tomllib
@@ -155,6 +156,8 @@ class AuthConfig:
     secret_file: Path = Path("var/mailbot.secret")
     # A command mail dated further from now than this is refused as a replay.
     replay_window: timedelta = timedelta(days=7)
+    # The resolvers DKIM keys are looked up at, as (IP, port); empty: the system's.
+    dns_servers: tuple[tuple[str, int], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -352,12 +355,19 @@ def parse_config(data: Mapping[str, Any], path: Path | None) -> Config:
                           language=r.choice(t, "digest.language", LANGUAGES, "en"),
                           target=target)
 
-    t = r.table(top.get("auth", {}), "auth", {"secret_file", "replay_window"})
+    t = r.table(top.get("auth", {}), "auth", {"secret_file", "replay_window", "dns_servers"})
     window = r.duration(t, "auth.replay_window", parse_duration("7 days"))
     if window.unit is Unit.BUSINESS_DAYS:
         r.error("auth.replay_window", "use days, hours or minutes, not business days")
+    servers = []
+    listed: list[object] = r.get(t, "auth.dns_servers", list, [])
+    for n, server in enumerate(listed):
+        try:
+            servers.append(dns_server(server))
+        except ValueError as e:
+            r.error(f"auth.dns_servers[{n}]", str(e))
     auth = AuthConfig(secret_file=r.path(t, "auth.secret_file", Path("var/mailbot.secret")),
-                      replay_window=_timedelta(window))
+                      replay_window=_timedelta(window), dns_servers=tuple(servers))
 
     t = r.table(top.get("escalation", {}), "escalation", {"interval"})
     interval = r.duration(t, "escalation.interval", parse_duration("1 minute"))
@@ -635,6 +645,28 @@ class _Reader:
             name=self.get(t, f"{k}.name", str, None),
             pgp_fingerprint=fpr,
         )
+
+
+def dns_server(server: object) -> tuple[str, int]:
+    """(IP, port) of "ip", "ip:port", "v6", "[v6]" or "[v6]:port"; ValueError if bad."""
+    if not isinstance(server, str):
+        raise ValueError(f"must be a string like \"127.0.0.1:53\", not {type(server).__name__}")
+    text = server.strip()
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        port = rest[1:] if rest.startswith(":") else ("" if not rest else "x")
+    elif text.count(":") == 1:
+        host, _, port = text.partition(":")
+    else:
+        host, port = text, ""
+    if (port and not port.isdigit()) or not 0 < int(port or 53) < 65536:
+        raise ValueError(f"{server!r}: the port is not a number from 1 to 65535")
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        raise ValueError(f"{server!r}: give the resolver's IP address, as in "
+                         "\"127.0.0.1:53\" or \"[::1]:53\"") from None
+    return host, int(port or 53)
 
 
 def _timedelta(d: Duration) -> timedelta:

@@ -21,7 +21,8 @@ from email.utils import getaddresses, parsedate_to_datetime
 from html.parser import HTMLParser
 
 from mailbot.mail.machine import auto_reply
-from mailbot.models import Attachment, ParsedMail
+from mailbot.mail.sender import sender
+from mailbot.models import USED_HEADERS, Attachment, ParsedMail
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029\x85]+")
 HEADER_END = re.compile(rb"\r?\n\r?\n")  # the blank line after the header block
@@ -73,7 +74,7 @@ def parse(
     text = walker.text
     if text is None and walker.html is not None:
         text = html_to_text(walker.html)
-    from_name, from_addr = _first_address(headers.raw("From"))
+    from_name, from_addr, from_problem = sender(headers.all("From"))
     reply_to = _first_address(headers.raw("Reply-To"))[1] or None
     return ParsedMail(
         message_id=_first_id(headers.raw("Message-ID")),
@@ -92,6 +93,8 @@ def parse(
         attachments=tuple(walker.attachments),
         machine=machine_reason(msg, headers, from_addr, loop_markers),
         defects=tuple(dict.fromkeys(defects)),
+        from_problem=from_problem,
+        headers=headers.used(),
     )
 
 
@@ -137,6 +140,9 @@ class _Headers:
 
     def all(self, name: str) -> list[str]:
         return self.by_name.get(name.lower(), [])
+
+    def used(self) -> tuple[tuple[str, str], ...]:
+        return tuple((n, v) for n in USED_HEADERS for v in self.by_name.get(n, ()))
 
 
 def _text(value: object) -> str:

@@ -156,12 +156,16 @@ async def test_subject_only_from_someone_else_on_a_case_is_shown_to_staff(
         pipeline: tuple[Pipeline, Store]) -> None:
     """An "Out of office" subject from someone who is not the reporter, on a known case, is
     handled as that person's mail (shown to staff), not hidden as a machine reply."""
-    await deliver(pipeline, mail("XSS in /search", message_id="<r@example.net>"),
-                  "rita@example.net")
-    got = await deliver(pipeline, mail("Out of office: XSS", sender="eve@example.net",
-                                       message_id="<o2@example.net>",
-                                       In_Reply_To="<r@example.net>"), "eve@example.net")
-    assert got["kind"] == ["stranger"]
+    first = await deliver(pipeline, mail("XSS in /search", message_id="<r@example.net>"),
+                          "rita@example.net")
+    _, store = pipeline
+    async with store.read() as db:
+        rows = list(await db.execute_fetchall("SELECT ref FROM cases WHERE id = ?",
+                                              (first["case"],)))
+    ref = rows[0][0]
+    got = await deliver(pipeline, mail(f"Out of office: [{ref}] XSS", sender="eve@example.net",
+                                       message_id="<o2@example.net>"), "eve@example.net")
+    assert got["case"] == first["case"] and got["kind"] == ["stranger"]
 
 
 async def test_icloud_marker_without_a_case_is_recorded_not_answered(
