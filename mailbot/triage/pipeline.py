@@ -29,6 +29,7 @@ from mailbot.store import Db, Store
 from mailbot.store import cases as case_q
 from mailbot.store import inbound as inbound_q
 from mailbot.store import keys as keys_q
+from mailbot.store import notices as notices_q
 from mailbot.store.inbound import InboundRow
 from mailbot.triage import actions, commands, letters
 from mailbot.triage.auth import DnsFunc, dkim_aligned, dkim_domains, reply_refs, token_valid
@@ -300,11 +301,13 @@ class Pipeline:
         if flood is None and facts.acks >= limits.acks_per_hour:
             flood = f"{limits.acks_per_hour} acknowledgements in the last hour"
         if flood:
-            # A flood or a loop: the case is kept and threaded, nothing is sent for it.
+            # A flood or a loop: the case is kept and threaded, no acknowledgement is sent,
+            # and staff learn of it in the next summary (jobs/summary.py), never not at all.
             await case_q.add_event(db, case_id, at=iso(now), actor="mailbot",
                                    action="acknowledgement withheld", detail=flood)
-            log.warning("inbound %d: %s opened %s; ack withheld (%s)",
-                        row.id, mail.from_addr, ref, flood)
+            await notices_q.hold(db, case_id, iso(now), flood)
+            log.warning("inbound %d: %s opened %s; ack withheld, staff told in the next "
+                        "summary (%s)", row.id, mail.from_addr, ref, flood)
             return case_id, ref, 0
         ack = letters.acknowledgement(
             self.templates, inbox, policy,
@@ -451,15 +454,30 @@ class Pipeline:
                        for c in commands.parse(new_text(mail.text)).commands]
         sent = 0
         for address in self.config.notified(inbox):
+            carried = await self._carried(db, address, mail, now)
             notice = letters.notification(self.templates, self.secret, inbox, policy, case,
-                                          mail, kind, address, now, ignored, remarks)
+                                          mail, kind, address, now, ignored, remarks,
+                                          carried, row.id)
             queued = await letters.queue(
                 db, purpose=f"notify:{row.id}:{address.lower()}", case_id=case_id,
                 kind="notification", mail=notice, envelope_from=inbox.address, at=now,
                 seal=self.crypto.sealer(inbox, keys.get(address.lower()), case.ref),
             )
             sent += queued.outbox_id is not None
+            if queued.outbox_id is not None and carried.size:
+                await notices_q.spend(db, address, iso(now), carried.size)
         return sent
+
+    async def _carried(self, db: Db, address: str, mail: ParsedMail,
+                       now: datetime) -> letters.Carried:
+        """The attachments one staff member's notification carries: a flood of mail with
+        attachments must not become a flood of megabytes in staff mailboxes."""
+        if not mail.attachments:
+            return letters.Carried((), ())
+        limits = self.config.limits
+        spent = await notices_q.attachment_bytes(db, address, iso(now - timedelta(hours=1)))
+        return letters.carry(mail.attachments, limits.notify_attachments_per_mail,
+                             limits.notify_attachments_per_hour, spent)
 
     async def _record(
         self, db: Db, case_id: int, row: InboundRow, prepared: Prepared, kind: str, *,
