@@ -169,7 +169,7 @@ def carry(attachments: Sequence[Attachment], per_mail: int, per_hour: int,
     for n, a in enumerate(attachments, 1):
         name = a.filename or f"attachment {n} ({a.content_type})"
         if not a.whole:
-            why = "too large: not read into memory from the mail"
+            why = "larger than mailbot reads from one mail into memory"
         elif total + a.length > per_mail:
             why = f"over the {human_size(per_mail)} of attachments a notification carries"
         elif spent + total + a.length > per_hour:
@@ -190,6 +190,12 @@ def human_size(size: int) -> str:
     return f"{size} bytes"
 
 
+def _exactly(size: int) -> str:
+    """`10.0 MB, 10485760 bytes`: what a person reads, and what a file will measure."""
+    short = human_size(size)
+    return short if short.endswith("bytes") else f"{short}, {size} bytes"
+
+
 def notification(
     templates: Templates, secret: bytes, inbox: InboxConfig, policy: PolicyConfig,
     case: CaseView, mail: ParsedMail, kind: str, staff_address: str, at: datetime,
@@ -207,7 +213,7 @@ def notification(
     text = mail.text.strip() or "(no text)"
     cut = len(text) > NOTIFY_TEXT_MAX
     text = text[:NOTIFY_TEXT_MAX]
-    command = f"mailbot attachments {case.ref}" + (f" --mail {mail_id}" if mail_id else "")
+    command = f"mailbot attachments {case.ref} DIR" + (f" --mail {mail_id}" if mail_id else "")
     text = templates.render(
         "notify", "en", kind=kind, ref=case.ref, inbox_address=inbox.address,
         sender=mail.from_addr or "(none)", sender_name=mail.from_name,
@@ -218,7 +224,7 @@ def notification(
         zone=policy.timezone, text=text, cut=cut, text_max=human_size(NOTIFY_TEXT_MAX),
         attached=[(a.filename or a.content_type, human_size(len(a.data)))
                   for a in carried.attached],
-        left_out=[(o.name, human_size(o.size), o.size, o.why) for o in carried.left_out],
+        left_out=[(o.name, _exactly(o.size), o.why) for o in carried.left_out],
         command=command, defects=list(mail.defects[:5]),
         ignored_commands=ignored_commands, remarks=remarks,
     )

@@ -1,0 +1,164 @@
+"""Notifications within budgets: what staff get carries attachments up to a budget per mail
+and per hour per staff member, and says plainly what it left out, its size, and the command
+that writes it out from the stored raw mail."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import stat
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from mailbot.config import load_config
+from mailbot.models import Attachment
+from mailbot.triage.letters import carry
+from tests.support import FRIDAY_EVENING, MovingClock, Received, Sink, report, running_bot
+
+STAFF = ("alice@example.org", "bob@example.org")
+MB = 1024 * 1024
+
+
+async def mailbot(config: Path, *args: str) -> tuple[int, str, str]:
+    """`mailbot ARGS --config CONFIG` as a child process: (exit code, stdout, stderr)."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "mailbot", *args, "--config", str(config),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+def files_under(root: Path, folder: str) -> list[str]:
+    """Every file in a directory named `folder` anywhere under `root`, relative to it."""
+    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*")
+                  if p.is_file() and p.parent.name == folder)
+
+
+def body(r: Received) -> str:
+    return r.msg.get_body(("plain",)).get_content()
+
+
+async def test_a_flood_of_attachments_stays_within_each_staff_members_budget(
+    tmp_path: Path, sink: Sink, write_config: Callable[..., Path]
+) -> None:
+    """The attacker sends many reports with large attachments to make the bot mail staff
+    megabytes each (amplification): past the hourly budget the notifications still come,
+    one per report, naming each attachment with its size and the command instead."""
+    path = write_config(sink.port, max_size="5MB")
+    path.write_text(path.read_text() + "\n[limits]\nnotify_attachments_per_mail = \"1MB\"\n"
+                    "notify_attachments_per_hour = \"2MB\"\n")
+    count, size = 10, 600 * 1024
+    async with running_bot(load_config(path), MovingClock(FRIDAY_EVENING)) as bot:
+        for n in range(count):
+            msg = report(sender=f"s{n}@example.net", message_id=f"<amp-{n}@example.net>")
+            msg.add_attachment(os.urandom(size), maintype="application",
+                               subtype="octet-stream", filename=f"dump-{n}.bin")
+            await bot.send(msg)
+        notes = {a: await sink.wait_for(count, to=a, timeout=30) for a in STAFF}
+    for address, got in notes.items():
+        total = sum(len(r.raw) for r in got)
+        carried = [r for r in got if list(r.msg.iter_attachments())]
+        # 2 MB of attachments in base64 (4/3), plus each notification's own text.
+        assert total < 2 * MB * 4 / 3 * 1.05 + count * 16 * 1024, (address, total)
+        assert len(carried) == 3  # 3 x 600 KB fit in 2 MB; a 4th would not
+        for r in got:
+            if r in carried:
+                continue
+            text = body(r)
+            ref = re.search(r"SEC-2026-\d{4}", str(r.msg["Subject"]))
+            assert ref is not None
+            assert re.search(r"dump-\d\.bin \(600\.0 KB, 614400 bytes\), NOT attached: over "
+                             r"your 2\.0 MB of attachments per hour", text), text
+            assert re.search(rf"mailbot attachments {ref.group(0)} DIR --mail \d+", text)
+    assert total < count * size  # against the 6 MB a staff member got before
+
+
+async def test_an_attachment_too_large_to_keep_is_named_never_promised(
+    tmp_path: Path, sink: Sink, write_config: Callable[..., Path]
+) -> None:
+    """A report with a 10 MB capture (more than parse keeps): the notification carries no
+    empty stand-in, says it is not attached with its size and the command, and that command
+    writes out the exact bytes from the stored raw mail."""
+    path = write_config(sink.port, max_size="20MB")
+    capture, poc = os.urandom(10 * MB), b"GET /upload?f=../../etc/passwd\n"
+    msg = report()
+    msg.add_attachment(poc, maintype="text", subtype="plain", filename="poc.txt")
+    msg.add_attachment(capture, maintype="application", subtype="vnd.tcpdump.pcap",
+                       filename="capture.pcap")
+    async with running_bot(load_config(path), MovingClock(FRIDAY_EVENING)) as bot:
+        await bot.send(msg)
+        notes = [(await sink.wait_for(1, to=a, timeout=30))[0] for a in STAFF]
+    for note in notes:
+        assert list(note.msg.iter_attachments()) == []
+        text = body(note)
+        assert "attached to this mail" not in text
+        assert "capture.pcap (10.0 MB, 10485760 bytes), NOT attached" in text
+        assert "poc.txt (31 bytes), NOT attached" in text
+        assert "mailbot attachments SEC-2026-0001 DIR --mail 1" in text
+    out = tmp_path / "out"
+    code, printed, err = await mailbot(path, "attachments", "SEC-2026-0001", str(out),
+                                       "--mail", "1")
+    assert code == 0, err
+    assert (out / "capture.pcap").read_bytes() == capture
+    assert (out / "poc.txt").read_bytes() == poc
+    assert stat.S_IMODE((out / "capture.pcap").stat().st_mode) == 0o600
+    assert stat.S_IMODE(out.stat().st_mode) == 0o700
+    assert "10485760 bytes" in printed
+
+
+async def test_attachment_names_cannot_escape_the_directory(
+    tmp_path: Path, sink: Sink, write_config: Callable[..., Path]
+) -> None:
+    """The attacker names attachments `../../x`, `/etc/cron.d/y` and `.bashrc`, twice, hoping
+    that writing them out plants files elsewhere: each lands inside the directory, under a
+    name without path or leading dot, and none overwrites another."""
+    path = write_config(sink.port)
+    msg = report()
+    for n, name in enumerate(["../../escaped.sh", "/etc/cron.d/planted", ".bashrc",
+                              "..\\..\\win.bat", "../../escaped.sh"]):
+        msg.add_attachment(f"payload {n}\n".encode(), maintype="application",
+                           subtype="octet-stream", filename=name)
+    async with running_bot(load_config(path), MovingClock(FRIDAY_EVENING)) as bot:
+        await bot.send(msg)
+        await sink.wait_for(1, to=STAFF[0])
+    out = tmp_path / "deep" / "out"
+    code, _, err = await mailbot(path, "attachments", "SEC-2026-0001", str(out))
+    assert code == 0, err
+    written = files_under(tmp_path, "mail-1")
+    assert written == ["deep/out/mail-1/bashrc", "deep/out/mail-1/escaped (2).sh",
+                       "deep/out/mail-1/escaped.sh", "deep/out/mail-1/planted",
+                       "deep/out/mail-1/win.bat"]
+    assert (out / "mail-1" / "escaped.sh").read_bytes() == b"payload 0\n"
+    assert (out / "mail-1" / "escaped (2).sh").read_bytes() == b"payload 4\n"
+    assert not (tmp_path / "escaped.sh").exists()
+
+
+async def test_attachments_of_an_unknown_case_or_mail_is_a_clear_error(
+    tmp_path: Path, sink: Sink, write_config: Callable[..., Path]
+) -> None:
+    """A wrong reference or a mail of another case gets one line, not a traceback."""
+    path = write_config(sink.port)
+    async with running_bot(load_config(path), MovingClock(FRIDAY_EVENING)) as bot:
+        await bot.send(report())
+        await sink.wait_for(1, to=STAFF[0])
+    code, _, err = await mailbot(path, "attachments", "SEC-2026-0099", str(tmp_path))
+    assert (code, err.strip()) == (1, "error: no case SEC-2026-0099")
+    code, _, err = await mailbot(path, "attachments", "SEC-2026-0001", "--mail", "7")
+    assert code == 1 and err.strip().startswith("error: mail 7 is not a mail of SEC-2026-0001")
+
+
+def test_carry_takes_whole_attachments_in_order_while_each_budget_holds() -> None:
+    """Each attachment goes in whole when it fits both budgets, else it is named with why;
+    a later small one still goes in after a big one left out; one not kept is never carried."""
+    small, big = Attachment("a.txt", "text/plain", b"a" * 10), Attachment("b", "x/y", b"b" * 90)
+    cut = Attachment("c.pcap", "x/y", b"", 10_000)
+    chosen = carry([big, small, cut, small], per_mail=50, per_hour=1000, spent=0)
+    assert chosen.attached == (small, small)
+    assert [(o.name, o.size) for o in chosen.left_out] == [("b", 90), ("c.pcap", 10_000)]
+    assert "a notification carries" in chosen.left_out[0].why
+    assert "reads from one mail into memory" in chosen.left_out[1].why
+    spent = carry([small, small], per_mail=50, per_hour=1000, spent=985)
+    assert spent.attached == (small,) and "per hour" in spent.left_out[0].why
