@@ -165,7 +165,10 @@ class LimitsConfig:
     # Beyond this many acknowledgements to anyone within an hour (many forged senders), the
     # same: stored and threaded, not acknowledged.
     acks_per_hour: int = 200
-    # Cases past either limit still reach staff: listed in one summary mail per staff
+    # Notifications to one staff member within an hour (default: acks_per_hour); past it,
+    # as for cases past either limit above, mails are listed in the summary instead.
+    notifications_per_hour: int = 200
+    # What a limit holds back still reaches staff: listed in one summary mail per staff
     # member per interval (never hidden, never one mail each).
     summary_interval: timedelta = timedelta(minutes=1)
     # Attachment bytes one staff notification carries, and one staff member's notifications
@@ -460,7 +463,8 @@ class _Reader:
 
     def limits(self, raw: Any, d: LimitsConfig) -> LimitsConfig:
         t = self.table(raw, "limits", {"acks_per_sender_per_hour", "acks_per_hour",
-                                       "summary_interval", "notify_attachments_per_mail",
+                                       "notifications_per_hour", "summary_interval",
+                                       "notify_attachments_per_mail",
                                        "notify_attachments_per_hour"})
         per_hour = self.get(t, "limits.acks_per_sender_per_hour", int,
                             d.acks_per_sender_per_hour)
@@ -469,6 +473,9 @@ class _Reader:
         global_per_hour = self.get(t, "limits.acks_per_hour", int, d.acks_per_hour)
         if global_per_hour < per_hour:
             self.error("limits.acks_per_hour", "must be at least acks_per_sender_per_hour")
+        notices = self.get(t, "limits.notifications_per_hour", int, global_per_hour)
+        if notices < 1:
+            self.error("limits.notifications_per_hour", "must be at least 1")
         interval = self.duration(t, "limits.summary_interval", parse_duration("1 minute"))
         if interval.unit not in (Unit.MINUTES, Unit.HOURS):
             self.error("limits.summary_interval", "use minutes or hours")
@@ -480,6 +487,7 @@ class _Reader:
             self.error("limits.notify_attachments_per_hour",
                        "must be at least notify_attachments_per_mail")
         return LimitsConfig(acks_per_sender_per_hour=per_hour, acks_per_hour=global_per_hour,
+                            notifications_per_hour=notices,
                             summary_interval=_timedelta(interval),
                             notify_attachments_per_mail=per_mail,
                             notify_attachments_per_hour=per_staff)

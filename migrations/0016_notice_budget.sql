@@ -1,9 +1,9 @@
--- Attachment bytes carried by staff notifications, one row per notification that carried
--- any: the hourly budget per staff member is the sum over the last hour.
-CREATE TABLE notice_bytes (
+-- Each staff notification queued, with the attachment bytes it carried: the hourly budgets
+-- per staff member (notifications, attachment bytes) are counted over the last hour.
+CREATE TABLE notices (
     id INTEGER PRIMARY KEY,
     address TEXT NOT NULL,
     at TEXT NOT NULL,
-    bytes INTEGER NOT NULL
+    attachment_bytes INTEGER NOT NULL
 );
-CREATE INDEX notice_bytes_address ON notice_bytes(address, at);
+CREATE INDEX notices_address ON notices(address, at);

@@ -1,13 +1,14 @@
-"""The flood summary: cases opened past an acknowledgement limit still reach staff.
+"""The flood summary: what a limit held back still reaches staff.
 
-A flood limit holds back the acknowledgement and the case's own notification (else a flood
-of forged reports is a flood of staff mail, and a forged sender could exhaust the limits
-to silence a real report). The case is held (`held_notices`) in the transaction that
-opens it; this job lists every held case in one mail per staff member, at most one per
-`[limits] summary_interval`, so a case waits at most about that long. The summary's size is
-bounded (MAX_CASES lines of bounded length; the rest wait for the next one), and each case
-is marked with the one summary that listed it in the transaction that queues the mails, so
-a restart neither loses nor repeats one.
+A case opened past an acknowledgement limit, and any mail past `[limits]
+notifications_per_hour`, gets no notification of its own (else a flood of forged reports is
+a flood of staff mail), yet must not go unseen (else a forged sender could exhaust the
+limits to silence a real report). Such a mail is held (`held_notices`) in the transaction
+that records it; this job lists every held mail in one mail per staff member, at most one
+per `summary_interval`, so a mail waits about that long at most. A summary's size is
+bounded (MAX_CASES lines of bounded length; the rest wait for the next one), and each held
+mail is marked with the one summary that lists it in the transaction that queues the
+summary mails, so a restart neither loses nor repeats one.
 """
 
 from __future__ import annotations
@@ -34,10 +35,17 @@ MAX_CASES = 100  # cases one summary lists; with the cuts below, about 40 KB at 
 TICKS = 12  # the job looks this many times per interval: a quiet spell's first case is quick
 
 
+# What each kind of held mail is, as a summary line says it.
+KINDS = {"new": "new case", "follow-up": "follow-up from the reporter",
+         "stranger": "WARNING: from someone who is not the reporter",
+         "untrusted-staff": "WARNING: staff From: NOT authenticated, changed nothing"}
+
+
 @dataclass(frozen=True, slots=True)
 class Line:
     ref: str
-    opened: str
+    kind: str
+    at: str
     reason: str
     sender: str
     subject: str
@@ -63,14 +71,14 @@ class Summaries:
         now = self.clock()
         interval = self.config.limits.summary_interval
         async with self.store.write() as db:
-            await notices_q.forget_spent(db, iso(now - timedelta(hours=1)))
+            await notices_q.forget(db, iso(now - timedelta(hours=1)))
             last = await notices_q.last_summary_at(db)
             if last is not None and now - datetime.fromisoformat(last) < interval:
                 return 0
             held, total = await notices_q.waiting(db, MAX_CASES)
             if not held:
                 return 0
-            summary_id = await notices_q.summarise(db, [h.case_id for h in held], iso(now))
+            summary_id = await notices_q.summarise(db, [h.inbound_id for h in held], iso(now))
             queued = 0
             for address, (inbox, mine) in self._per_person(held).items():
                 queued += await self._queue(db, summary_id, address, inbox, mine,
@@ -99,8 +107,9 @@ class Summaries:
     async def _queue(self, db: Db, summary_id: int, address: str, inbox: InboxConfig,
                      held: list[Held], more: int, now: datetime) -> int:
         zone = self.config.policies[inbox.policy].timezone
-        lines = [Line(h.ref, _local(h.created_at, zone), one_line(h.reason, 120),
-                      one_line(h.sender, 120), one_line(h.subject, 160)) for h in held]
+        lines = [Line(h.ref, KINDS.get(h.kind, h.kind), _local(h.held_at, zone),
+                      one_line(h.reason, 120), one_line(h.sender, 120),
+                      one_line(h.subject, 160)) for h in held]
         interval = self.config.limits.summary_interval
         text = self.templates.render(
             "summary", self.config.digest.language, cases=lines, total=len(lines), more=more,
@@ -108,7 +117,7 @@ class Summaries:
             inbox_address=inbox.address)
         mail = Outgoing(
             sender=inbox.address, sender_name=f"mailbot {inbox.name}", to=[address],
-            subject=f"{len(lines)} new case{'s' if len(lines) != 1 else ''} opened past a "
+            subject=f"{len(lines)} mail{'s' if len(lines) != 1 else ''} held back by a "
                     "flood limit",
             text=text, message_id=make_message_id(inbox.domain, f"summary.{summary_id}"),
             date=now,

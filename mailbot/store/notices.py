@@ -1,5 +1,5 @@
-"""Queries on what staff are told: attachment bytes per staff member, cases held for the
-summary, and the summaries that listed them."""
+"""Queries on what staff are told: the notifications each staff member got in the last
+hour, mails held for the summary, and the summaries that listed them."""
 
 from __future__ import annotations
 
@@ -9,46 +9,62 @@ from dataclasses import dataclass
 from mailbot.store.db import Db, one
 
 
-async def attachment_bytes(db: Db, address: str, since: str) -> int:
-    """Attachment bytes the notifications to `address` carried since `since`."""
-    row = await one(db, "SELECT coalesce(sum(bytes), 0) FROM notice_bytes"
-                        " WHERE address = ? AND at >= ?", (address.lower(), since))
-    return int(row[0]) if row else 0
+@dataclass(frozen=True, slots=True)
+class Spent:
+    notices: int  # notifications to the busiest of the addresses asked about
+    attachment_bytes: int  # attachment bytes the notifications to one address carried
 
 
-async def spend(db: Db, address: str, at: str, size: int) -> None:
-    await db.execute("INSERT INTO notice_bytes (address, at, bytes) VALUES (?, ?, ?)",
-                     (address.lower(), at, size))
+async def spent(db: Db, addresses: Sequence[str], since: str) -> dict[str, Spent]:
+    """Per address, what its notifications since `since` took of the hourly budgets."""
+    found = {a.lower(): Spent(0, 0) for a in addresses}
+    rows = await db.execute_fetchall(
+        f"SELECT address, count(*), coalesce(sum(attachment_bytes), 0) FROM notices"
+        f" WHERE address IN ({', '.join('?' * len(found))}) AND at >= ? GROUP BY address",
+        (*found, since))
+    for address, count, size in rows:
+        found[address] = Spent(int(count), int(size))
+    return found
 
 
-async def forget_spent(db: Db, before: str) -> None:
-    """The budget looks back one hour: older rows only take room."""
-    await db.execute("DELETE FROM notice_bytes WHERE at < ?", (before,))
+async def record(db: Db, address: str, at: str, attachment_bytes: int) -> None:
+    await db.execute("INSERT INTO notices (address, at, attachment_bytes) VALUES (?, ?, ?)",
+                     (address.lower(), at, attachment_bytes))
 
 
-async def hold(db: Db, case_id: int, at: str, reason: str) -> None:
-    """The case goes into the next summary instead of a notification of its own."""
-    await db.execute("INSERT INTO held_notices (case_id, held_at, reason) VALUES (?, ?, ?)"
-                     " ON CONFLICT (case_id) DO NOTHING", (case_id, at, reason))
+async def forget(db: Db, before: str) -> None:
+    """The budgets look back one hour: older rows only take room."""
+    await db.execute("DELETE FROM notices WHERE at < ?", (before,))
 
 
 @dataclass(frozen=True, slots=True)
 class Held:
+    inbound_id: int
     case_id: int
     ref: str
     inbox: str
+    kind: str  # new | follow-up | stranger | untrusted-staff
     sender: str
     subject: str
-    created_at: str
+    held_at: str
     reason: str
 
 
+async def hold(db: Db, *, inbound_id: int, case_id: int, kind: str, sender: str,
+               subject: str, at: str, reason: str) -> None:
+    """The mail goes into the next summary instead of notifications of its own."""
+    await db.execute(
+        "INSERT INTO held_notices (inbound_id, case_id, kind, sender, subject, held_at, reason)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (inbound_id) DO NOTHING",
+        (inbound_id, case_id, kind, sender, subject, at, reason))
+
+
 async def waiting(db: Db, limit: int) -> tuple[list[Held], int]:
-    """The oldest `limit` held cases no summary listed yet, and how many wait in all."""
+    """The oldest `limit` held mails no summary listed yet, and how many wait in all."""
     rows = await db.execute_fetchall(
-        "SELECT h.case_id, c.ref, c.inbox, c.reporter, c.subject, c.created_at, h.reason"
-        " FROM held_notices h JOIN cases c ON c.id = h.case_id"
-        " WHERE h.summary_id IS NULL ORDER BY h.case_id LIMIT ?", (limit,))
+        "SELECT h.inbound_id, h.case_id, c.ref, c.inbox, h.kind, h.sender, h.subject,"
+        " h.held_at, h.reason FROM held_notices h JOIN cases c ON c.id = h.case_id"
+        " WHERE h.summary_id IS NULL ORDER BY h.inbound_id LIMIT ?", (limit,))
     total = await one(db, "SELECT count(*) FROM held_notices WHERE summary_id IS NULL")
     return [Held(*r) for r in rows], int(total[0]) if total else 0
 
@@ -58,12 +74,12 @@ async def last_summary_at(db: Db) -> str | None:
     return str(row[0]) if row and row[0] else None
 
 
-async def summarise(db: Db, case_ids: Sequence[int], at: str) -> int:
-    """Record a summary listing `case_ids`; each held case is listed by one summary only."""
-    row = await one(db, "INSERT INTO notice_summaries (created_at, cases) VALUES (?, ?)"
-                        " RETURNING id", (at, len(case_ids)))
+async def summarise(db: Db, inbound_ids: Sequence[int], at: str) -> int:
+    """Record a summary listing these held mails; each is listed by one summary only."""
+    row = await one(db, "INSERT INTO notice_summaries (created_at, mails) VALUES (?, ?)"
+                        " RETURNING id", (at, len(inbound_ids)))
     assert row is not None
     summary_id = int(row[0])
-    await db.executemany("UPDATE held_notices SET summary_id = ? WHERE case_id = ?"
-                         " AND summary_id IS NULL", [(summary_id, c) for c in case_ids])
+    await db.executemany("UPDATE held_notices SET summary_id = ? WHERE inbound_id = ?"
+                         " AND summary_id IS NULL", [(summary_id, i) for i in inbound_ids])
     return summary_id

@@ -305,7 +305,7 @@ class Pipeline:
             # and staff learn of it in the next summary (jobs/summary.py), never not at all.
             await case_q.add_event(db, case_id, at=iso(now), actor="mailbot",
                                    action="acknowledgement withheld", detail=flood)
-            await notices_q.hold(db, case_id, iso(now), flood)
+            await self._hold(db, row, case_id, mail, "new", now, flood)
             log.warning("inbound %d: %s opened %s; ack withheld, staff told in the next "
                         "summary (%s)", row.id, mail.from_addr, ref, flood)
             return case_id, ref, 0
@@ -452,9 +452,20 @@ class Pipeline:
             lines = new_text(mail.text).split("\n")
             ignored = [lines[c.line - 1].strip()[:200]
                        for c in commands.parse(new_text(mail.text)).commands]
+        addresses = self.config.notified(inbox)
+        limits = self.config.limits
+        spent = await notices_q.spent(db, addresses, iso(now - timedelta(hours=1)))
+        busiest = max((s.notices for s in spent.values()), default=0)
+        if busiest >= limits.notifications_per_hour:
+            await self._hold(db, row, case_id, mail, kind, now,
+                             f"{busiest} notifications to one staff member in the last hour")
+            return 0
         sent = 0
-        for address in self.config.notified(inbox):
-            carried = await self._carried(db, address, mail, now)
+        for address in addresses:
+            # A flood of mail with attachments must not become megabytes in staff mailboxes.
+            carried = letters.carry(mail.attachments, limits.notify_attachments_per_mail,
+                                    limits.notify_attachments_per_hour,
+                                    spent[address.lower()].attachment_bytes)
             notice = letters.notification(self.templates, self.secret, inbox, policy, case,
                                           mail, kind, address, now, ignored, remarks,
                                           carried, row.id)
@@ -463,21 +474,19 @@ class Pipeline:
                 kind="notification", mail=notice, envelope_from=inbox.address, at=now,
                 seal=self.crypto.sealer(inbox, keys.get(address.lower()), case.ref),
             )
-            sent += queued.outbox_id is not None
-            if queued.outbox_id is not None and carried.size:
-                await notices_q.spend(db, address, iso(now), carried.size)
+            if queued.outbox_id is not None:
+                sent += 1
+                await notices_q.record(db, address, iso(now), carried.size)
         return sent
 
-    async def _carried(self, db: Db, address: str, mail: ParsedMail,
-                       now: datetime) -> letters.Carried:
-        """The attachments one staff member's notification carries: a flood of mail with
-        attachments must not become a flood of megabytes in staff mailboxes."""
-        if not mail.attachments:
-            return letters.Carried((), ())
-        limits = self.config.limits
-        spent = await notices_q.attachment_bytes(db, address, iso(now - timedelta(hours=1)))
-        return letters.carry(mail.attachments, limits.notify_attachments_per_mail,
-                             limits.notify_attachments_per_hour, spent)
+    async def _hold(self, db: Db, row: InboundRow, case_id: int, mail: ParsedMail, kind: str,
+                    now: datetime, reason: str) -> None:
+        """A limit was reached: the mail is listed in the next summary (jobs/summary.py)
+        instead of notifications of its own, never left untold."""
+        await notices_q.hold(db, inbound_id=row.id, case_id=case_id, kind=kind,
+                             sender=mail.from_addr or "(none)",
+                             subject=mail.subject or "(no subject)", at=iso(now), reason=reason)
+        log.warning("inbound %d: %s held for the staff summary (%s)", row.id, kind, reason)
 
     async def _record(
         self, db: Db, case_id: int, row: InboundRow, prepared: Prepared, kind: str, *,

@@ -9,13 +9,23 @@ import os
 import re
 import stat
 import sys
+from collections import Counter
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 
 from mailbot.config import load_config
 from mailbot.models import Attachment
 from mailbot.triage.letters import carry
-from tests.support import FRIDAY_EVENING, MovingClock, Received, Sink, report, running_bot
+from tests.support import (
+    FRIDAY_EVENING,
+    MovingClock,
+    Received,
+    Sink,
+    report,
+    running_bot,
+    table,
+)
 
 STAFF = ("alice@example.org", "bob@example.org")
 MB = 1024 * 1024
@@ -162,3 +172,40 @@ def test_carry_takes_whole_attachments_in_order_while_each_budget_holds() -> Non
     assert "reads from one mail into memory" in chosen.left_out[1].why
     spent = carry([small, small], per_mail=50, per_hour=1000, spent=985)
     assert spent.attached == (small,) and "per hour" in spent.left_out[0].why
+
+
+async def test_past_the_notification_limit_follow_ups_come_in_the_summary(
+    tmp_path: Path, sink: Sink, write_config: Callable[..., Path]
+) -> None:
+    """A reporter (or anyone who learned a reference) floods a case with follow-ups to flood
+    staff: past notifications_per_hour each staff member gets no more one by one, but every
+    held mail is listed, with its sender and subject, in the next summary."""
+    path = write_config(sink.port)
+    path.write_text(path.read_text() + "\n[limits]\nnotifications_per_hour = 3\n")
+    db = tmp_path / "mailbot.db"
+    async with running_bot(load_config(path), MovingClock(FRIDAY_EVENING)) as bot:
+        await bot.send(report())
+        for n in range(6):
+            await bot.send(report(subject=f"Re: more detail {n}", message_id=f"<more-{n}@ex.net>",
+                                  In_Reply_To="<report-1@example.net>"))
+        async with asyncio.timeout(20):
+            while table(db, "SELECT count(*) FROM held_notices") != [(4,)]:
+                await asyncio.sleep(0.05)
+        # A tick may have listed the first held mails already: the next may come at once.
+        bot.clock.advance(timedelta(minutes=2))
+        for address in STAFF:
+            async with asyncio.timeout(20):  # the summary job looks every 5 seconds
+                while summarised(sink, address).count(
+                        "SEC-2026-0001  follow-up from the reporter") < 4:
+                    await asyncio.sleep(0.05)
+    for address in STAFF:
+        kinds = Counter(str(r.msg["X-Mailbot-Kind"]) for r in sink.to(address))
+        assert (kinds["new"], kinds["follow-up"]) == (1, 2)
+        text = summarised(sink, address)
+        assert [f"Re: more detail {n}" for n in range(2, 6)] == re.findall(
+            r"^    Subject: (.*?)\r?$", text, re.M)
+
+
+def summarised(sink: Sink, address: str) -> str:
+    """The text of every summary `address` got."""
+    return "\n".join(body(r) for r in sink.to(address) if r.msg["X-Mailbot-Kind"] == "summary")
