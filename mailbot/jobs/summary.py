@@ -70,8 +70,12 @@ class Summaries:
         younger than the interval; return the mails queued."""
         now = self.clock()
         interval = self.config.limits.summary_interval
+        hour_ago = iso(now - timedelta(hours=1))
+        async with self.store.read() as db:
+            if not await notices_q.anything_to_do(db, hour_ago):
+                return 0
         async with self.store.write() as db:
-            await notices_q.forget(db, iso(now - timedelta(hours=1)))
+            await notices_q.forget(db, hour_ago)
             last = await notices_q.last_summary_at(db)
             if last is not None and now - datetime.fromisoformat(last) < interval:
                 return 0

@@ -56,10 +56,16 @@ class _Scan:
             self.raw[start:m.start() if m else end])
         ctype = head.get_content_type()
         boundary = head.get_boundary() if head.get_content_maintype() == "multipart" else None
-        if boundary:
-            self.multipart(boundary, body, end, depth)
+        if boundary is not None:  # as the stdlib: without the parameter it is a leaf
+            if boundary:
+                self.multipart(boundary, body, end, depth)
         elif ctype == "message/rfc822":
             self.message(body, end, depth + 1)
+        elif ctype == "message/delivery-status":  # header blocks, each a part with no body
+            for block in _HEADER_END.split(self.raw[body:end]):
+                if block.strip():
+                    self.parts += 1
+                    self.leaf(Message(), body, body)
         else:
             self.leaf(head, body, end)
 

@@ -69,6 +69,14 @@ async def waiting(db: Db, limit: int) -> tuple[list[Held], int]:
     return [Held(*r) for r in rows], int(total[0]) if total else 0
 
 
+async def anything_to_do(db: Db, hour_ago: str) -> bool:
+    """Whether a held mail waits or a notice is older than the budgets look back (cheap:
+    the summary job asks this every few seconds before it takes the write lock)."""
+    row = await one(db, "SELECT EXISTS (SELECT 1 FROM held_notices WHERE summary_id IS NULL)"
+                        " OR EXISTS (SELECT 1 FROM notices WHERE at < ?)", (hour_ago,))
+    return bool(row and row[0])
+
+
 async def last_summary_at(db: Db) -> str | None:
     row = await one(db, "SELECT max(created_at) FROM notice_summaries")
     return str(row[0]) if row and row[0] else None

@@ -15,6 +15,8 @@ from datetime import timedelta
 from pathlib import Path
 
 from mailbot.config import load_config
+from mailbot.mail.attachments import extract, measure
+from mailbot.mail.parse import parse
 from mailbot.models import Attachment
 from mailbot.triage.letters import carry
 from tests.support import (
@@ -209,3 +211,36 @@ async def test_past_the_notification_limit_follow_ups_come_in_the_summary(
 def summarised(sink: Sink, address: str) -> str:
     """The text of every summary `address` got."""
     return "\n".join(body(r) for r in sink.to(address) if r.msg["X-Mailbot-Kind"] == "summary")
+
+
+def shapes() -> list[bytes]:
+    """Mails whose attachments sit in each MIME shape: nested, forwarded, quoted-printable,
+    8-bit, unnamed, an HTML body, plus the fixtures and the hostile corpus."""
+    made = []
+    inner = report(subject="forwarded", body="inner text\n")
+    inner.add_attachment(b"inner bytes", maintype="application", subtype="zip",
+                         filename="inner.zip")
+    outer = report(body="see the forwarded mail\n")
+    outer.add_attachment(inner)
+    made.append(outer.as_bytes())
+    msg = report()
+    msg.add_alternative("<p>html body</p>", subtype="html")
+    msg.add_attachment("caf\u00e9 = 1\n" * 50, subtype="plain", filename="qp.txt",
+                       cte="quoted-printable")
+    msg.add_attachment(b"\x00\x01 raw", maintype="application", subtype="octet-stream")
+    msg.add_attachment("line\n" * 10, subtype="csv", filename="8bit.csv", cte="8bit")
+    made.append(msg.as_bytes())
+    fixtures = Path(__file__).parent.parent
+    made += [p.read_bytes() for p in sorted((fixtures / "fixtures" / "mail").glob("*.eml"))]
+    made += [p.read_bytes() for p in sorted((fixtures / "corpus" / "hostile").glob("*.eml"))]
+    return made
+
+
+def test_every_listing_of_attachments_agrees_with_parse() -> None:
+    """The n-th attachment a notification names (parse), the size it states for a mail too
+    large to parse (measure) and the n-th file the command writes (extract) are one."""
+    for raw in shapes():
+        seen = [(a.filename, a.content_type, a.length) for a in parse(raw).attachments]
+        assert [(a.filename, a.content_type, a.length) for a in measure(raw)] == seen
+        assert [(a.filename, a.content_type, len(a.data)) for a in extract(raw)] == seen
+        assert [a.data for a in extract(raw)] == [a.data for a in parse(raw).attachments]
