@@ -138,6 +138,10 @@ def _answering(mail: ParsedMail) -> list[str]:
 
 
 NOTIFY_TEXT_MAX = 64 * 1024  # characters of a mail's text a notification repeats
+# Attachments one notification carries, and lines it spends on those it leaves out or on
+# ignored command lines: a mail of a thousand parts must not make a notification of them.
+MAX_CARRIED = 50
+MAX_LINES = 50
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,6 +174,8 @@ def carry(attachments: Sequence[Attachment], per_mail: int, per_hour: int,
         name = a.filename or f"attachment {n} ({a.content_type})"
         if not a.whole:
             why = "larger than mailbot reads from one mail into memory"
+        elif len(attached) >= MAX_CARRIED:
+            why = f"a notification carries at most {MAX_CARRIED} attachments"
         elif total + a.length > per_mail:
             why = f"over the {human_size(per_mail)} of attachments a notification carries"
         elif spent + total + a.length > per_hour:
@@ -224,9 +230,11 @@ def notification(
         zone=policy.timezone, text=text, cut=cut, text_max=human_size(NOTIFY_TEXT_MAX),
         attached=[(a.filename or a.content_type, human_size(len(a.data)))
                   for a in carried.attached],
-        left_out=[(o.name, _exactly(o.size), o.why) for o in carried.left_out],
+        left_out=[(o.name, _exactly(o.size), o.why) for o in carried.left_out[:MAX_LINES]],
+        more_left_out=max(0, len(carried.left_out) - MAX_LINES),
         command=command, defects=list(mail.defects[:5]),
-        ignored_commands=ignored_commands, remarks=remarks,
+        ignored_commands=ignored_commands[:MAX_LINES],
+        more_ignored=max(0, len(ignored_commands) - MAX_LINES), remarks=remarks,
     )
     token = reply_token(secret, case.ref, staff_address)
     return Outgoing(

@@ -244,3 +244,28 @@ def test_every_listing_of_attachments_agrees_with_parse() -> None:
         assert [(a.filename, a.content_type, a.length) for a in measure(raw)] == seen
         assert [(a.filename, a.content_type, len(a.data)) for a in extract(raw)] == seen
         assert [a.data for a in extract(raw)] == [a.data for a in parse(raw).attachments]
+
+
+async def test_a_mail_of_many_small_attachments_makes_a_bounded_notification(
+    tmp_path: Path, sink: Sink, write_config: Callable[..., Path]
+) -> None:
+    """The attacker attaches 300 tiny files, under every byte budget, to make each staff
+    notification hundreds of parts and lines: it carries 50, names 50 more and counts
+    the rest, all of which the command still writes out."""
+    path = write_config(sink.port)
+    msg = report()
+    for n in range(300):
+        msg.add_attachment(f"part {n}\n".encode(), maintype="application",
+                           subtype="octet-stream", filename=f"f{n:03}.bin")
+    async with running_bot(load_config(path), MovingClock(FRIDAY_EVENING)) as bot:
+        await bot.send(msg)
+        (note,) = await sink.wait_for(1, to=STAFF[0])
+    assert [p.get_filename() for p in note.msg.iter_attachments()] == [
+        f"f{n:03}.bin" for n in range(50)]
+    text = body(note)
+    assert text.count("NOT attached: a notification carries at most 50 attachments") == 50
+    assert "... and 200 more attachments, NOT attached" in text
+    assert len(note.raw) < 64 * 1024
+    code, _, err = await mailbot(path, "attachments", "SEC-2026-0001", str(tmp_path / "all"))
+    assert code == 0, err
+    assert len(files_under(tmp_path, "mail-1")) == 300
