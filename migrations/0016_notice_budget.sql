@@ -7,3 +7,4 @@ CREATE TABLE notices (
     attachment_bytes INTEGER NOT NULL
 );
 CREATE INDEX notices_address ON notices(address, at);
+CREATE INDEX notices_attachments ON notices(address, at) WHERE attachment_bytes > 0;

@@ -302,7 +302,7 @@ class Pipeline:
             flood = f"{limits.acks_per_hour} acknowledgements in the last hour"
         if flood:
             # A flood or a loop: the case is kept and threaded, no acknowledgement is sent,
-            # and staff learn of it in the next summary (jobs/summary.py), never not at all.
+            # and staff learn of it in the next summary (jobs/summary.py) instead of not at all.
             await case_q.add_event(db, case_id, at=iso(now), actor="mailbot",
                                    action="acknowledgement withheld", detail=flood)
             await self._hold(db, row, case_id, mail, "new", now, flood)
@@ -454,7 +454,8 @@ class Pipeline:
                        for c in commands.parse(new_text(mail.text)).commands]
         addresses = self.config.notified(inbox)
         limits = self.config.limits
-        spent = await notices_q.spent(db, addresses, iso(now - timedelta(hours=1)))
+        spent = await notices_q.spent(db, addresses, iso(now - timedelta(hours=1)),
+                                      limits.notifications_per_hour)
         busiest = max((s.notices for s in spent.values()), default=0)
         if busiest >= limits.notifications_per_hour:
             await self._hold(db, row, case_id, mail, kind, now,
@@ -486,7 +487,7 @@ class Pipeline:
         await notices_q.hold(db, inbound_id=row.id, case_id=case_id, kind=kind,
                              sender=mail.from_addr or "(none)",
                              subject=mail.subject or "(no subject)", at=iso(now), reason=reason)
-        log.warning("inbound %d: %s held for the staff summary (%s)", row.id, kind, reason)
+        log.info("inbound %d: %s held for the staff summary (%s)", row.id, kind, reason)
 
     async def _record(
         self, db: Db, case_id: int, row: InboundRow, prepared: Prepared, kind: str, *,
