@@ -104,9 +104,22 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _staff_warning(config: Config) -> str | None:
+    """What a config without [[staff]] loses: fine to try mailbot out, not to run it."""
+    if config.staff:
+        return None
+    silent = [i.name for i in config.inboxes if not i.notify]
+    lost = "no command by mail is obeyed, no escalation is sent"
+    if silent:
+        lost = f"nobody is notified of new cases in {', '.join(silent)}, " + lost
+    return f"no [[staff]]: mail is stored and acknowledged, but {lost}"
+
+
 async def _run(args: argparse.Namespace, config: Config) -> int:
     from mailbot import daemon
 
+    if warning := _staff_warning(config):
+        log.warning("%s", warning)
     await daemon.run(config)
     return 0
 
@@ -134,10 +147,8 @@ async def _check(args: argparse.Namespace, config: Config) -> int:
             templates.env.get_template(f"ack.{inbox.language}.txt")
     except Exception as e:
         problems.append(f"templates: {e}")
-    for inbox in config.inboxes:
-        if not config.staff:
-            problems.append(f"inbox {inbox.name}: no [[staff]] to notify")
-            break
+    if warning := _staff_warning(config):
+        print(f"warning: {warning}", file=sys.stderr)
     problems += await asyncio.to_thread(pgpadmin.key_problems, config)
     problems += await _check_imap(config)
     for p in problems:
@@ -237,6 +248,8 @@ async def _import(args: argparse.Namespace, config: Config) -> int:
     if args.inbox and args.inbox not in {i.name for i in config.inboxes}:
         print(f"error: no inbox named {args.inbox!r}", file=sys.stderr)
         return 2
+    if warning := _staff_warning(config):
+        log.warning("%s", warning)
     store = await _open(config)
     try:
         result = await import_path(store, config, args.path, system_clock, args.inbox)
