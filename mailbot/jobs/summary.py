@@ -31,7 +31,7 @@ from mailbot.triage.crypto import Crypto
 
 log = logging.getLogger(__name__)
 
-MAX_CASES = 100  # cases one summary lists; with the cuts below, about 40 KB at most
+MAX_CASES = 100  # held mails one summary lists; with the cuts below, about 50 KB at most
 TICKS = 12  # the job looks this many times per interval: a quiet spell's first case is quick
 
 
@@ -66,7 +66,7 @@ class Summaries:
         return self.config.limits.summary_interval / TICKS
 
     async def run(self) -> int:
-        """Queue one summary per staff member of the held cases, unless the last summary is
+        """Queue one summary per staff member of the held mails, unless the last summary is
         younger than the interval; return the mails queued."""
         now = self.clock()
         interval = self.config.limits.summary_interval
@@ -87,12 +87,12 @@ class Summaries:
             for address, (inbox, mine) in self._per_person(held).items():
                 queued += await self._queue(db, summary_id, address, inbox, mine,
                                             total - len(held), now)
-        log.info("summary %d: %d held cases to %d staff (%d more wait)", summary_id,
+        log.info("summary %d: %d held mails to %d staff (%d more wait)", summary_id,
                  len(held), queued, total - len(held))
         return queued
 
     def _per_person(self, held: list[Held]) -> dict[str, tuple[InboxConfig, list[Held]]]:
-        """Each staff member's cases (those of the inboxes that notify them), and the inbox
+        """Each staff member's held mails (of the inboxes that notify them), and the inbox
         the summary comes from (the first of theirs, in config order)."""
         order = {inbox.name: n for n, inbox in enumerate(self.config.inboxes)}
         per_person: dict[str, list[Held]] = defaultdict(list)

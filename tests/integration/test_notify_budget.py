@@ -19,6 +19,16 @@ from mailbot.mail.attachments import extract, measure
 from mailbot.mail.parse import parse
 from mailbot.models import Attachment
 from mailbot.triage.letters import carry
+from tests.pgp_support import (
+    FPR,
+    KEYS,
+    Client,
+    gpg_run,
+    kill_agent,
+    pgp_mime,
+    report_part,
+    short_home,
+)
 from tests.support import (
     FRIDAY_EVENING,
     MovingClock,
@@ -269,3 +279,32 @@ async def test_a_mail_of_many_small_attachments_makes_a_bounded_notification(
     code, _, err = await mailbot(path, "attachments", "SEC-2026-0001", str(tmp_path / "all"))
     assert code == 0, err
     assert len(files_under(tmp_path, "mail-1")) == 300
+
+
+async def test_an_encrypted_reports_attachment_is_written_out_decrypted(
+    tmp_path: Path, sink: Sink, write_config: Callable[..., Path], pgp_client: Client
+) -> None:
+    """An encrypted report's attachment over the budget is named in the notification, and
+    the command writes the plaintext bytes (decrypted with the inbox key), not ciphertext."""
+    home = short_home("gn")
+    try:
+        gpg_run(home, "--import", str(KEYS / "inbox.sec.asc"))
+        path = write_config(sink.port)
+        text = path.read_text().replace(f'home = "{path.parent / "mailbot.db"}.gnupg"',
+                                        f'home = "{home}"')
+        text = text.replace('prefix = "SEC"', f'prefix = "SEC"\npgp_key = "{FPR["inbox"]}"')
+        path.write_text(text + "\n[limits]\nnotify_attachments_per_mail = \"100KB\"\n")
+        poc = os.urandom(300 * 1024)
+        entity = report_part("RCE, exploit attached.", attachment=poc, subject="RCE")
+        async with running_bot(load_config(path), MovingClock(FRIDAY_EVENING)) as bot:
+            await bot.send(pgp_mime(pgp_client.encrypt(entity)), mail_from="researcher@example.net",
+                           to=["security@example.org"])
+            (note,) = await sink.wait_for(1, to="bob@example.org")  # bob has no key: clear
+        assert list(note.msg.iter_attachments()) == []
+        assert "poc.py (300.0 KB, 307200 bytes), NOT attached: over the 100.0 KB" in body(note)
+        code, _, err = await mailbot(path, "attachments", "SEC-2026-0001", str(tmp_path / "o"),
+                                     "--mail", "1")
+        assert code == 0, err
+        assert (tmp_path / "o" / "poc.py").read_bytes() == poc
+    finally:
+        kill_agent(home)
