@@ -14,7 +14,10 @@ from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
+
 from mailbot.config import load_config
+from mailbot.errors import ConfigErrors
 from mailbot.mail.attachments import extract, measure
 from mailbot.mail.parse import parse
 from mailbot.models import Attachment
@@ -308,3 +311,37 @@ async def test_an_encrypted_reports_attachment_is_written_out_decrypted(
         assert (tmp_path / "o" / "poc.py").read_bytes() == poc
     finally:
         kill_agent(home)
+
+
+@pytest.mark.parametrize(
+    ("snippet", "key", "reason"),
+    [
+        ('notify_attachments_per_mail = "6MB"\nnotify_attachments_per_hour = "5MB"\n',
+         "limits.notify_attachments_per_hour", "at least notify_attachments_per_mail"),
+        ('notify_attachments_per_mail = "lots"\n', "limits.notify_attachments_per_mail",
+         "not a size"),
+        ("notifications_per_hour = 0\n", "limits.notifications_per_hour", "at least 1"),
+        ('summary_interval = "2 business days"\n', "limits.summary_interval",
+         "minutes or hours"),
+    ],
+)
+def test_budget_keys_are_checked(
+    write_config: Callable[..., Path], snippet: str, key: str, reason: str
+) -> None:
+    """A bad budget or interval is reported with its key and why, before anything runs."""
+    path = write_config()
+    path.write_text(path.read_text() + "\n[limits]\n" + snippet)
+    with pytest.raises(ConfigErrors) as info:
+        load_config(path)
+    (err,) = info.value.errors
+    assert (err.key, reason in err.reason) == (key, True)
+
+
+def test_budget_defaults_follow_the_ack_limit(write_config: Callable[..., Path]) -> None:
+    """Unset, notifications_per_hour follows acks_per_hour and the budgets are 5 and 20 MB."""
+    path = write_config()
+    path.write_text(path.read_text() + "\n[limits]\nacks_per_hour = 500\n")
+    limits = load_config(path).limits
+    assert (limits.notifications_per_hour, limits.notify_attachments_per_mail,
+            limits.notify_attachments_per_hour, limits.summary_interval) == (
+        500, 5 * MB, 20 * MB, timedelta(minutes=1))
