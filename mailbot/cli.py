@@ -81,6 +81,13 @@ def _parser() -> argparse.ArgumentParser:
     sp = add("show", _show, "one case: fields, messages, audit log")
     sp.add_argument("ref")
     sp.add_argument("--json", action="store_true")
+    sp = add("attachments", _attachments,
+             "write the attachments of a case's stored mail into a directory, whole")
+    sp.add_argument("ref")
+    sp.add_argument("directory", nargs="?", type=Path, default=Path("."),
+                    help="where to write them (made if missing; default: here)")
+    sp.add_argument("--mail", type=int, help="only this mail of the case (the number a "
+                    "notification names); else each mail's into a subdirectory mail-N")
     sp = add("quarantine", _quarantine, "list mail that could not be handled, with reasons")
     sp.add_argument("--json", action="store_true")
     sp = add("digest", _digest, "print the weekly digest now, or queue it to send (--send)")
@@ -323,6 +330,48 @@ async def _show(args: argparse.Namespace, config: Config) -> int:
         change = f" {e['old'] or ''} -> {e['new']}" if e["new"] else ""
         print(f"  {e['at']} {e['actor']}: {e['action']}{change}"
               + (f" ({e['detail']})" if e["detail"] else ""))
+    return 0
+
+
+async def _attachments(args: argparse.Namespace, config: Config) -> int:
+    from mailbot import extract
+    from mailbot.triage.crypto import Crypto
+
+    store = await _open(config)
+    try:
+        async with store.read() as db:
+            case = await case_q.get(db, args.ref)
+            if case is None:
+                print(f"error: no case {args.ref}", file=sys.stderr)
+                return 1
+            ids = await case_q.inbound_ids(db, case["id"])
+            if args.mail is not None and args.mail not in ids:
+                print(f"error: mail {args.mail} is not a mail of {args.ref} (its mails: "
+                      f"{', '.join(map(str, ids)) or 'none'})", file=sys.stderr)
+                return 1
+            one = args.mail is not None
+            rows = [await inbound_q.get(db, i) for i in ([args.mail] if one else ids)]
+    finally:
+        await store.close()
+    crypto = Crypto.create(config)
+    count = 0
+    for row in rows:
+        assert row is not None
+        target = args.directory if one else args.directory / f"mail-{row.id}"
+        try:
+            found = await asyncio.to_thread(extract.attachments_of, crypto, row.raw)
+            if not found:
+                print(f"mail {row.id}: no attachments", file=sys.stderr)
+                continue
+            written = await asyncio.to_thread(extract.write_all, found, target)
+        except OSError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 1
+        for w in written:
+            print(f"{w.path}  {w.size} bytes")
+        count += len(written)
+    if not count and not one:
+        print(f"{args.ref}: no attachments", file=sys.stderr)
     return 0
 
 

@@ -166,8 +166,18 @@ class LimitsConfig:
     # opened, but neither acknowledged nor announced to staff one by one (a flood, a loop).
     acks_per_sender_per_hour: int = 10
     # Beyond this many acknowledgements to anyone within an hour (many forged senders), the
-    # same: stored and threaded, not acknowledged; staff see them in the list and digest.
+    # same: stored and threaded, not acknowledged.
     acks_per_hour: int = 200
+    # Notifications to one staff member within an hour (default: acks_per_hour); past it,
+    # as for cases past either limit above, mails are listed in the summary instead.
+    notifications_per_hour: int = 200
+    # What a limit holds back still reaches staff: listed in one summary mail per staff
+    # member per interval (never hidden, never one mail each).
+    summary_interval: timedelta = timedelta(minutes=1)
+    # Attachment bytes one staff notification carries, and one staff member's notifications
+    # in an hour; what is left out is named with its size and the command that writes it.
+    notify_attachments_per_mail: int = 5 * 1024 * 1024
+    notify_attachments_per_hour: int = 20 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -375,14 +385,7 @@ def parse_config(data: Mapping[str, Any], path: Path | None) -> Config:
         r.error("escalation.interval", "use minutes or hours")
     escalation = EscalationConfig(interval=_timedelta(interval))
 
-    t = r.table(top.get("limits", {}), "limits", {"acks_per_sender_per_hour", "acks_per_hour"})
-    per_hour = r.get(t, "limits.acks_per_sender_per_hour", int, 10)
-    if per_hour < 1:
-        r.error("limits.acks_per_sender_per_hour", "must be at least 1")
-    global_per_hour = r.get(t, "limits.acks_per_hour", int, 200)
-    if global_per_hour < per_hour:
-        r.error("limits.acks_per_hour", "must be at least acks_per_sender_per_hour")
-    limits = LimitsConfig(acks_per_sender_per_hour=per_hour, acks_per_hour=global_per_hour)
+    limits = r.limits(top.get("limits", {}), d.limits)
 
     security_txt = r.security_txt(top.get("security_txt", {}))
     unknown = [n for n in security_txt.inboxes if n not in {b.name for b in inboxes}]
@@ -472,6 +475,37 @@ class _Reader:
         except ValueError as e:
             self.error(key, str(e))
             return default
+
+    def limits(self, raw: Any, d: LimitsConfig) -> LimitsConfig:
+        t = self.table(raw, "limits", {"acks_per_sender_per_hour", "acks_per_hour",
+                                       "notifications_per_hour", "summary_interval",
+                                       "notify_attachments_per_mail",
+                                       "notify_attachments_per_hour"})
+        per_hour = self.get(t, "limits.acks_per_sender_per_hour", int,
+                            d.acks_per_sender_per_hour)
+        if per_hour < 1:
+            self.error("limits.acks_per_sender_per_hour", "must be at least 1")
+        global_per_hour = self.get(t, "limits.acks_per_hour", int, d.acks_per_hour)
+        if global_per_hour < per_hour:
+            self.error("limits.acks_per_hour", "must be at least acks_per_sender_per_hour")
+        notices = self.get(t, "limits.notifications_per_hour", int, global_per_hour)
+        if notices < 1:
+            self.error("limits.notifications_per_hour", "must be at least 1")
+        interval = self.duration(t, "limits.summary_interval", parse_duration("1 minute"))
+        if interval.unit not in (Unit.MINUTES, Unit.HOURS):
+            self.error("limits.summary_interval", "use minutes or hours")
+        per_mail = self.size(t, "limits.notify_attachments_per_mail",
+                             d.notify_attachments_per_mail)
+        per_staff = self.size(t, "limits.notify_attachments_per_hour",
+                              d.notify_attachments_per_hour)
+        if per_staff < per_mail:
+            self.error("limits.notify_attachments_per_hour",
+                       "must be at least notify_attachments_per_mail")
+        return LimitsConfig(acks_per_sender_per_hour=per_hour, acks_per_hour=global_per_hour,
+                            notifications_per_hour=notices,
+                            summary_interval=_timedelta(interval),
+                            notify_attachments_per_mail=per_mail,
+                            notify_attachments_per_hour=per_staff)
 
     def convert(self, key: str, value: Any, fn: Callable[[Any], T], default: T) -> T:
         try:

@@ -45,6 +45,18 @@ class Attachment:
     filename: str | None
     content_type: str
     data: bytes
+    # Its decoded size when `data` does not hold it whole (not kept: over the bytes a mail
+    # may keep in memory); None when `data` is the whole attachment.
+    size: int | None = None
+
+    @property
+    def whole(self) -> bool:
+        return self.size is None
+
+    @property
+    def length(self) -> int:
+        """Its decoded size in the mail, kept or not."""
+        return len(self.data) if self.size is None else self.size
 
 
 @dataclass(frozen=True, slots=True)

@@ -90,7 +90,7 @@ def parse(
         language=_language(headers.raw("Content-Language")),
         text=(text or "")[:_MAX_TEXT],
         html=walker.html,
-        attachments=tuple(walker.attachments),
+        attachments=_listed(raw, walker.attachments),
         machine=machine_reason(msg, headers, from_addr, loop_markers),
         defects=tuple(dict.fromkeys(defects)),
         from_problem=from_problem,
@@ -98,13 +98,24 @@ def parse(
     )
 
 
-def _bounded(raw: bytes, max_parts: int, defects: list[str]) -> bytes:
-    """The part of the mail the parser may see: the first MAX_PARSED bytes, ended before
-    the boundary line after 2 * max_parts of them (each part or nesting level has one)."""
-    if len(raw) > MAX_PARSED:
-        defects.append(f"larger than {MAX_PARSED} bytes: only the start parsed, "
+def _listed(raw: bytes, seen: list[Attachment]) -> tuple[Attachment, ...]:
+    """The attachments; when the parser saw only the start of the mail, every one of the
+    whole mail with its true size (a cut one's data is not the attachment)."""
+    if len(raw) <= MAX_PARSED:
+        return tuple(seen)
+    from mailbot.mail.attachments import measure  # it walks with this module's bounds
+
+    return measure(raw)
+
+
+def _bounded(raw: bytes, max_parts: int, defects: list[str],
+             max_bytes: int = MAX_PARSED) -> bytes:
+    """The part of the mail the parser may see: the first max_bytes, ended before the
+    boundary line after 2 * max_parts of them (each part or nesting level has one)."""
+    if len(raw) > max_bytes:
+        defects.append(f"larger than {max_bytes} bytes: only the start parsed, "
                        "the whole mail kept raw")
-        raw = raw[:MAX_PARSED]
+        raw = raw[:max_bytes]
     # Each part and each nesting level opens with a boundary line: a count in C tells
     # whether either scan below can find anything (for everyday mail it cannot).
     boundary_lines = raw.count(b"\n--")
@@ -265,7 +276,9 @@ class _Walker:
             if self.decoded + len(data) > MAX_DECODED:
                 self.defects.append(f"attachments over {MAX_DECODED} bytes in all: the rest "
                                     "kept only in the raw mail")
-                data = b""
+                # Its size stays: a notification says what it could not carry.
+                self.attachments.append(Attachment(filename, ctype, b"", len(data)))
+                return
             self.decoded += len(data)
             self.attachments.append(Attachment(filename, ctype, data))
 

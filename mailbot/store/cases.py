@@ -355,3 +355,11 @@ async def ack_facts(db: Db, reporter: str, since: str, ack_limit: int) -> AckFac
                     (reporter, since, ack_limit))
     assert row is not None
     return AckFacts(int(row[0]), row[1], int(row[2]))
+
+
+async def inbound_ids(db: Db, case_id: int) -> list[int]:
+    """The stored raw mails of a case's incoming messages, oldest first."""
+    rows = await db.execute_fetchall(
+        "SELECT inbound_id FROM messages WHERE case_id = ? AND inbound_id IS NOT NULL"
+        " ORDER BY id", (case_id,))
+    return [int(r[0]) for r in rows]

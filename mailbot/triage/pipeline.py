@@ -32,6 +32,7 @@ from mailbot.store import Db, Store
 from mailbot.store import cases as case_q
 from mailbot.store import inbound as inbound_q
 from mailbot.store import keys as keys_q
+from mailbot.store import notices as notices_q
 from mailbot.store.inbound import InboundRow
 from mailbot.triage import actions, commands, letters
 from mailbot.triage.auth import CaseFacts, Kind, named_ids, speaker
@@ -309,11 +310,13 @@ class Pipeline:
         if flood is None and facts.acks >= limits.acks_per_hour:
             flood = f"{limits.acks_per_hour} acknowledgements in the last hour"
         if flood:
-            # A flood or a loop: the case is kept and threaded, nothing is sent for it.
+            # A flood or a loop: the case is kept and threaded, no acknowledgement is sent,
+            # and staff learn of it in the next summary (jobs/summary.py) instead of not at all.
             await case_q.add_event(db, case_id, at=iso(now), actor="mailbot",
                                    action="acknowledgement withheld", detail=flood)
-            log.warning("inbound %d: %s opened %s; ack withheld (%s)",
-                        row.id, mail.from_addr, ref, flood)
+            await self._hold(db, row, case_id, mail, "new", now, flood)
+            log.warning("inbound %d: %s opened %s; ack withheld, staff told in the next "
+                        "summary (%s)", row.id, mail.from_addr, ref, flood)
             return case_id, ref, 0
         ack = letters.acknowledgement(
             self.templates, inbox, policy,
@@ -488,17 +491,42 @@ class Pipeline:
             lines = new_text(mail.text).split("\n")
             ignored = [lines[c.line - 1].strip()[:200]
                        for c in commands.parse(new_text(mail.text)).commands]
+        addresses = self.config.notified(inbox)
+        limits = self.config.limits
+        spent = await notices_q.spent(db, addresses, iso(now - timedelta(hours=1)),
+                                      limits.notifications_per_hour)
+        busiest = max((s.notices for s in spent.values()), default=0)
+        if busiest >= limits.notifications_per_hour:
+            await self._hold(db, row, case_id, mail, kind, now,
+                             f"{busiest} notifications to one staff member in the last hour")
+            return 0
         sent = 0
-        for address in self.config.notified(inbox):
+        for address in addresses:
+            # A flood of mail with attachments must not become megabytes in staff mailboxes.
+            carried = letters.carry(mail.attachments, limits.notify_attachments_per_mail,
+                                    limits.notify_attachments_per_hour,
+                                    spent[address.lower()].attachment_bytes)
             notice = letters.notification(self.templates, self.secret, inbox, policy, case,
-                                          mail, kind, address, now, ignored, remarks)
+                                          mail, kind, address, now, ignored, remarks,
+                                          carried, row.id)
             queued = await letters.queue(
                 db, purpose=f"notify:{row.id}:{address.lower()}", case_id=case_id,
                 kind="notification", mail=notice, envelope_from=inbox.address, at=now,
                 seal=self.crypto.sealer(inbox, keys.get(address.lower()), case.ref),
             )
-            sent += queued.outbox_id is not None
+            if queued.outbox_id is not None:
+                sent += 1
+                await notices_q.record(db, address, iso(now), carried.size)
         return sent
+
+    async def _hold(self, db: Db, row: InboundRow, case_id: int, mail: ParsedMail, kind: str,
+                    now: datetime, reason: str) -> None:
+        """A limit was reached: the mail is listed in the next summary (jobs/summary.py)
+        instead of notifications of its own, never left untold."""
+        await notices_q.hold(db, inbound_id=row.id, case_id=case_id, kind=kind,
+                             sender=mail.from_addr or "(none)",
+                             subject=mail.subject or "(no subject)", at=iso(now), reason=reason)
+        log.info("inbound %d: %s held for the staff summary (%s)", row.id, kind, reason)
 
     async def _record(
         self, db: Db, case_id: int, row: InboundRow, prepared: Prepared, kind: str, *,
