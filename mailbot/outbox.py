@@ -210,22 +210,26 @@ class Sender:
         return intl.envelope(row.mail_from, row.rcpt_to, row.raw, smtputf8)
 
     async def _unexpected(self, row: OutboxRow, e: Exception) -> None:
-        """A bug while sending this row: logged once here, retried a few times, then failed."""
-        log.error("outbox %d %s: unexpected error while sending (attempt %d)", row.id,
-                  row.message_id, row.attempts + 1, exc_info=e)
+        """A bug while sending this row: retried a few times, then failed; logged once per
+        attempt, with the traceback."""
         reason = f"internal error: {type(e).__name__}: {e}"
         if row.attempts + 1 >= INTERNAL_ATTEMPTS:
-            await self._refused(row, reason)
-        else:
-            await self._failed(row, DeliveryDeferred(None, reason))
+            log.error("outbox %d %s: unexpected error while sending (attempt %d)", row.id,
+                      row.message_id, row.attempts + 1, exc_info=e)
+            await self._refused(row, reason, logged=True)
+            return
+        delay = await self._retry(row, reason)
+        log.error("outbox %d %s: unexpected error while sending (attempt %d); retry in %.0fs",
+                  row.id, row.message_id, row.attempts + 1, delay, exc_info=e)
 
-    async def _refused(self, row: OutboxRow, reason: str) -> None:
+    async def _refused(self, row: OutboxRow, reason: str, logged: bool = False) -> None:
         """Failed for good, by our own decision rather than a relay's 5xx."""
         async with self.store.write() as db:
             await outbox_q.mark_failed(db, row.id, error=reason)
             if self.on_failed is not None:
                 await self.on_failed(db, row, reason)
-        log.error("outbox %d %s: failed: %s", row.id, row.message_id, reason)
+        if not logged:
+            log.error("outbox %d %s: failed: %s", row.id, row.message_id, reason)
 
     async def _sent(self, row: OutboxRow) -> None:
         async with self.store.statement() as db:
@@ -233,18 +237,24 @@ class Sender:
         log.info("outbox %d %s: sent (%s)", row.id, row.message_id, row.purpose)
 
     async def _failed(self, row: OutboxRow, err: DeliveryDeferred | DeliveryFailed) -> None:
-        async with self.store.write() as db:
-            if isinstance(err, DeliveryFailed):
+        if isinstance(err, DeliveryFailed):
+            async with self.store.write() as db:
                 await outbox_q.mark_failed(db, row.id, error=str(err))
                 if self.on_failed is not None:
                     await self.on_failed(db, row, f"the relay refused it: {err}")
-                log.error("outbox %d %s: refused: %s", row.id, row.message_id, err)
-                return
-            delay = min(MAX_BACKOFF, 5.0 * 2 ** min(row.attempts, 12))
-            delay *= random.uniform(0.8, 1.2)
-            next_at = self.clock() + timedelta(seconds=delay)
-            await outbox_q.mark_retry(db, row.id, next_at=iso(next_at), error=str(err))
+            log.error("outbox %d %s: refused: %s", row.id, row.message_id, err)
+            return
+        delay = await self._retry(row, str(err))
         log.warning("outbox %d: deferred (%s); retry in %.0fs", row.id, err, delay)
+
+    async def _retry(self, row: OutboxRow, reason: str) -> float:
+        """Due again after a backoff that doubles with each attempt; the delay in seconds."""
+        delay: float = min(MAX_BACKOFF, 5.0 * 2 ** min(row.attempts, 12))
+        delay *= random.uniform(0.8, 1.2)
+        async with self.store.write() as db:
+            await outbox_q.mark_retry(db, row.id, next_at=iso(self.clock() + timedelta(
+                seconds=delay)), error=reason)
+        return delay
 
 
 class SentJournal:
