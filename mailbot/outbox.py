@@ -34,7 +34,7 @@ from mailbot.clock import Clock, iso
 from mailbot.config import SmtpOutConfig
 from mailbot.errors import DeliveryDeferred, DeliveryFailed, StoreBusy, TransientError
 from mailbot.mail import intl
-from mailbot.private import make_dirs
+from mailbot.private import make_dirs, tighten
 from mailbot.store import Db, Store
 from mailbot.store import outbox as outbox_q
 from mailbot.store.outbox import OutboxRow
@@ -274,6 +274,7 @@ class SentJournal:
 
     def open(self) -> int:
         if self._fd is None:
+            tighten(self.path)  # one an older version left readable to others
             self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
             self._end = os.fstat(self._fd).st_size  # what is there is cleared by clear()
             with contextlib.suppress(OSError):

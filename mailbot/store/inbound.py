@@ -80,7 +80,7 @@ def _row(r: Sequence[object]) -> InboundRow:
         received_at=str(r[1]),
         source=str(r[2]),
         mail_from=r[3],  # type: ignore[arg-type]
-        rcpt_to=tuple(json.loads(str(r[4]))),
+        rcpt_to=_recipients(r[4]),
         inbox=str(r[5]),
         raw=bytes(r[6]),  # type: ignore[call-overload]
         status=str(r[7]),
@@ -88,6 +88,16 @@ def _row(r: Sequence[object]) -> InboundRow:
         case_id=r[9],  # type: ignore[arg-type]
         raw_of=r[10],  # type: ignore[arg-type]
     )
+
+
+def _recipients(text: object) -> tuple[str, ...]:
+    """The JSON list of envelope recipients; anything else reads as none (the pipeline then
+    decides on the headers) rather than stopping the worker on this row."""
+    try:
+        found = json.loads(str(text))
+    except ValueError:
+        return ()
+    return tuple(str(a) for a in found) if isinstance(found, list) else ()
 
 
 async def pending(db: Db, after: int = 0, limit: int = 1) -> list[InboundRow]:

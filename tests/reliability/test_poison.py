@@ -81,6 +81,18 @@ def _poison(loop: str, arg: str) -> None:
             return real_fetch(self, uids)
 
         Session.fetch = fetch  # type: ignore[method-assign]
+    elif loop == "imap-message":
+        from mailbot.intake.imap import Session
+
+        real_fetch = Session.fetch
+
+        def fetch_message(self: Session, uids: Any) -> Any:
+            found = real_fetch(self, uids)
+            if any(POISON.encode() in raw for _, raw in found):
+                raise RuntimeError("poisoned message")
+            return found
+
+        Session.fetch = fetch_message  # type: ignore[method-assign]
     else:
         raise ValueError(loop)
 
@@ -228,3 +240,24 @@ async def test_poisoned_imap_folder(dovecot: Dovecot, sink: Sink, tmp_path: Path
                     and "poisoned folder" in (s[2] or ""), timeout=20)
         assert state(db, healthy)[0] == "idle"  # type: ignore[index]
         assert len(d.lines("unexpected error")) >= 1
+
+
+async def test_poisoned_imap_message(dovecot: Dovecot, sink: Sink, tmp_path: Path) -> None:
+    """A message that cannot be taken, session after session, is set aside in quarantine
+    with its UID and reason and left unmarked on the server; the messages around it are
+    taken, marked and handled."""
+    user = dovecot.add_user()
+    config = write_imap_config(tmp_path, sink.port,
+                               imap_table(dovecot, user, password_file(tmp_path)))
+    db = tmp_path / "mailbot.db"
+    await asyncio.to_thread(dovecot.append, user, [
+        report(sender=s, message_id=f"<{n}@example.net>", subject=f"Finding {n}")
+        for n, s in (("m1", "a@example.net"), ("m2", POISON), ("m3", "b@example.net"))])
+    async with poisoned("imap-message", config, tmp_path) as d:
+        await wait_rows(db, "SELECT message_id, status FROM inbound ORDER BY id", [
+            ("<m1@example.net>", "done"), (None, "quarantined"), ("<m3@example.net>", "done")])
+    ((reason,),) = table(db, "SELECT reason FROM inbound WHERE status = 'quarantined'")
+    assert "UID 2" in reason and "poisoned message" in reason
+    assert len(d.lines("UID 2 failed", "quarantined as inbound")) == 1
+    flags = await asyncio.to_thread(dovecot.flags, user)
+    assert [b"\\Seen" in f for _, f in sorted(flags.items())] == [True, False, True]
