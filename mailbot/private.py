@@ -32,8 +32,9 @@ def make_dirs(path: Path) -> None:
 
 def tighten(path: Path) -> None:
     """A file of ours readable by others (made by an older version, or under a looser
-    umask) is made 0600; absent files, and files of another owner, are left alone."""
-    with contextlib.suppress(FileNotFoundError, PermissionError):
+    umask) is made 0600; absent files, files of another owner and files on a read-only
+    file system are left alone."""
+    with contextlib.suppress(OSError):
         if os.stat(path).st_mode & 0o077:
             os.chmod(path, FILE_MODE)
 

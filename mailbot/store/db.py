@@ -40,10 +40,10 @@ class Store:
     @classmethod
     async def open(cls, path: Path, *, apply_migrations: bool = True) -> Store:
         if str(path) != ":memory:":
-            try:
+            # What fails here (a read-only or full disk) fails SQLite's open below too,
+            # which says so in its own words.
+            with contextlib.suppress(OSError):
                 await asyncio.to_thread(_private, path)
-            except OSError as e:
-                raise StoreBusy(f"cannot create database {path}: {e.strerror or e}") from e
         try:
             db = await aiosqlite.connect(path, isolation_level=None)
         except sqlite3.Error as e:

@@ -75,8 +75,9 @@ def reply_address(outbox: Path) -> str:
 
 async def test_files_private_and_log_clean(dovecot: Dovecot, tmp_path: Path) -> None:
     """A local user who reads the disk or the DEBUG log tries to learn case text, a staff
-    reply token, the IMAP password or the GnuPG passphrase: every file mailbot made is 0600
-    and every directory 0700 under umask 022, and none of these is in the log."""
+    reply token, the IMAP password or the GnuPG passphrase: every file mailbot (and gpg and
+    SQLite for it) made is 0600 and every directory 0700 under umask 022, and none of these
+    is in the log."""
     user = dovecot.add_user()
     port = free_port()
     config = write_config(tmp_path, port, dovecot, user)
@@ -84,6 +85,13 @@ async def test_files_private_and_log_clean(dovecot: Dovecot, tmp_path: Path) -> 
     await asyncio.to_thread(dovecot.append, user, [report(
         subject="Avatar upload", to="support@example.org", message_id="<imap-1@example.net>",
         body=IMAP_TEXT + "\n")])
+    # An inbox key, as an operator makes it: gpg writes the GnuPG home, under umask 022.
+    gen = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "mailbot", "key", "generate", "security", "--config", str(config),
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+        preexec_fn=lambda: os.umask(0o022))
+    _, err = await gen.communicate()
+    assert gen.returncode == 0, err
     proc = await start(config, port, log)
     try:
         async with aiosmtplib.SMTP(hostname="127.0.0.1", port=port, timeout=10) as smtp:
@@ -112,7 +120,7 @@ async def test_files_private_and_log_clean(dovecot: Dovecot, tmp_path: Path) -> 
     assert not loose, f"readable by others: {loose}"
     made = {p.name for p in modes}
     assert {"mailbot.db", "mailbot.db-wal", "mailbot.db-shm", "mailbot.db.sent", "secret",
-            "gnupg", "outbox", "new"} <= made
+            "gnupg", "pubring.kbx", "private-keys-v1.d", "outbox", "new"} <= made
 
     text = log.read_text(errors="replace")
     assert "DEBUG" in text and "inbound" in text  # the log ran at DEBUG and has content
