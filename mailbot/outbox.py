@@ -163,8 +163,12 @@ class Sender:
                 try:
                     env = self._envelope(row, utf8)
                 except intl.Unsendable as e:
-                    await self._refused(row, f"{e}; the relay {cfg.host}:{cfg.port} does not"
-                                             " offer SMTPUTF8")
+                    await self._refused(row, str(e) if utf8 or not row.rcpt_to else
+                                        f"{e}; the relay {cfg.host}:{cfg.port} does not offer"
+                                        " SMTPUTF8")
+                    continue
+                except Exception as e:
+                    await self._unexpected(row, e)
                     continue
                 try:
                     await smtp.sendmail(env.mail_from, list(env.rcpt_to), env.raw,

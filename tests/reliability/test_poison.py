@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import sqlite3
 import sys
 from collections.abc import AsyncIterator, Callable
@@ -219,7 +220,6 @@ async def test_poisoned_jobs(sink: Sink, write_config: Callable[..., Path],
     assert "RuntimeError: poisoned sweep" in d.log.read_text()
 
 
-@pytest.mark.usefixtures("dovecot")
 async def test_poisoned_imap_folder(dovecot: Dovecot, sink: Sink, tmp_path: Path) -> None:
     """A folder whose watcher raises backs off with the error recorded for `mailbot status`;
     the other folder's mail and the listener's are taken and handled."""
@@ -261,3 +261,24 @@ async def test_poisoned_imap_message(dovecot: Dovecot, sink: Sink, tmp_path: Pat
     assert len(d.lines("UID 2 failed", "quarantined as inbound")) == 1
     flags = await asyncio.to_thread(dovecot.flags, user)
     assert [b"\\Seen" in f for _, f in sorted(flags.items())] == [True, False, True]
+
+
+async def test_a_loop_that_crashes_is_started_again(caplog: pytest.LogCaptureFixture) -> None:
+    """Should an exception escape a loop's own guards, the daemon logs it and starts that
+    loop again after a backoff, instead of ending the TaskGroup and itself."""
+    from mailbot import daemon
+
+    runs: list[int] = []
+    stop = asyncio.Event()
+
+    async def loop(stop_: asyncio.Event) -> None:
+        runs.append(len(runs))
+        if len(runs) == 1:
+            raise RuntimeError("a bug past every guard")
+        stop_.set()
+
+    with caplog.at_level(logging.ERROR, logger="mailbot.daemon"):
+        await asyncio.wait_for(daemon._supervised("worker", loop, stop), 10)
+    assert runs == [0, 1]
+    assert [r.getMessage() for r in caplog.records] == [
+        "worker: unexpected error; restarting it in 1s"]
