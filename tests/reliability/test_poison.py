@@ -282,3 +282,35 @@ async def test_a_loop_that_crashes_is_started_again(caplog: pytest.LogCaptureFix
     assert runs == [0, 1]
     assert [r.getMessage() for r in caplog.records] == [
         "worker: unexpected error; restarting it in 1s"]
+
+
+async def test_a_job_that_keeps_failing_logs_its_traceback_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A scheduled job that raises at every run is retried at each run; its traceback is
+    logged the first time, a line each time after, and its recovery is said."""
+    from mailbot.jobs.schedule import _guarded
+
+    failing: dict[str, str] = {}
+    woken: list[bool] = []
+    healthy = False
+
+    async def job() -> bool:
+        if not healthy:
+            raise RuntimeError("poisoned sweep")
+        return True
+
+    with caplog.at_level(logging.INFO, logger="mailbot.jobs.schedule"):
+        for _ in range(3):
+            await _guarded("escalation sweep", job, lambda: woken.append(True), failing)
+        healthy = True
+        await _guarded("escalation sweep", job, lambda: woken.append(True), failing)
+    assert [(r.getMessage(), r.exc_info is not None) for r in caplog.records] == [
+        ("escalation sweep failed; next run will retry", True),
+        ("escalation sweep failed again: RuntimeError: poisoned sweep; next run will retry",
+         False),
+        ("escalation sweep failed again: RuntimeError: poisoned sweep; next run will retry",
+         False),
+        ("escalation sweep queued", False),
+        ("escalation sweep ran again without error", False)]
+    assert woken == [True]
