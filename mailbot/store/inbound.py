@@ -67,6 +67,16 @@ async def insert(
     return int(row[0]), False
 
 
+def _recipients(text: object) -> tuple[str, ...]:
+    """The JSON list of envelope recipients; anything else reads as none (the pipeline then
+    decides on the headers) rather than stopping the worker on this row."""
+    try:
+        found = json.loads(str(text))
+    except ValueError:
+        return ()
+    return tuple(str(a) for a in found) if isinstance(found, list) else ()
+
+
 # A row that shares another's bytes reads them from it.
 _COLUMNS = ("id, received_at, source, mail_from, rcpt_to, inbox,"
             " CASE WHEN raw_of IS NULL THEN raw"
@@ -90,28 +100,22 @@ def _row(r: Sequence[object]) -> InboundRow:
     )
 
 
-def _recipients(text: object) -> tuple[str, ...]:
-    """The JSON list of envelope recipients; anything else reads as none (the pipeline then
-    decides on the headers) rather than stopping the worker on this row."""
-    try:
-        found = json.loads(str(text))
-    except ValueError:
-        return ()
-    return tuple(str(a) for a in found) if isinstance(found, list) else ()
-
-
 async def pending(db: Db, after: int = 0, limit: int = 1) -> list[InboundRow]:
-    """Pending rows in arrival order, after the id `after`; the rows of one delivery come
-    together (the pipeline decides them together), even past `limit`."""
-    rows = [_row(r) for r in await db.execute_fetchall(
+    """Pending rows in arrival order, after the id `after`."""
+    rows = await db.execute_fetchall(
         f"SELECT {_COLUMNS} FROM inbound WHERE status = 'pending' AND id > ? ORDER BY id LIMIT ?",
         (after, limit),
-    )]
-    if rows:
-        rows += [_row(r) for r in await db.execute_fetchall(
-            f"SELECT {_COLUMNS} FROM inbound WHERE status = 'pending' AND raw_of = ? AND id > ?"
-            " ORDER BY id", (rows[-1].delivery, rows[-1].id))]
-    return rows
+    )
+    return [_row(r) for r in rows]
+
+
+async def rest_of_delivery(db: Db, row: InboundRow) -> list[InboundRow]:
+    """The pending rows after `row` of the same delivery (one mail to several inboxes), for
+    a batch that `pending` cut short in the middle of one: its rows are decided together."""
+    rows = await db.execute_fetchall(
+        f"SELECT {_COLUMNS} FROM inbound WHERE status = 'pending' AND raw_of = ? AND id > ?"
+        " ORDER BY id", (row.delivery, row.id))
+    return [_row(r) for r in rows]
 
 
 async def get(db: Db, inbound_id: int) -> InboundRow | None:

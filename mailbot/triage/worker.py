@@ -52,6 +52,8 @@ class Worker:
                 rows = await inbound_q.pending(db, after=last, limit=BATCH)
             if not rows:
                 break
+            async with self.store.read() as db:
+                rows += await inbound_q.rest_of_delivery(db, rows[-1])
             try:
                 done = await self._batch(rows, stop)
             except TransientError:

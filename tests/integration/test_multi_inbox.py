@@ -10,7 +10,11 @@ from pathlib import Path
 import pytest
 
 from mailbot.config import load_config
+from mailbot.intake.durable import Delivery, accept_many
+from mailbot.store import Store
 from mailbot.store import inbound as inbound_q
+from mailbot.triage.pipeline import Pipeline
+from mailbot.triage.worker import BATCH, Worker
 from tests.support import FRIDAY_EVENING, Bot, MovingClock, Sink, report, running_bot, table
 
 BOTH = ["security@example.org", "support@example.org"]
@@ -124,3 +128,30 @@ async def test_a_reply_to_both_inboxes_lands_once(bot: Bot, sink: Sink, tmp_path
         ("security", "done", None),
         ("support", "ignored", "the same delivery as inbound 3, on SEC-2026-0001")]
     assert table(db, "SELECT count(*) FROM cases") == [(2,)]
+
+
+async def test_a_delivery_cut_by_the_batch_size_is_decided_together(
+    write_config: Callable[..., Path], tmp_path: Path
+) -> None:
+    """When the worker's batch ends at the first row of a two-inbox delivery, the second
+    row is taken into the same batch: both inboxes open their case."""
+    config = load_config(write_config())
+    store = await Store.open(config.storage.database)
+    try:
+        singles = [Delivery(raw=report(sender=f"r{i}@example.net",
+                                       message_id=f"<r{i}@example.net>").as_bytes(),
+                            source="smtp", inbox="security", rcpt_to=["security@example.org"])
+                   for i in range(BATCH - 1)]
+        both = Delivery(raw=report(to=", ".join(BOTH)).as_bytes(), source="smtp",
+                        inbox="security", rcpt_to=BOTH, also=["support"])
+        clock = MovingClock(FRIDAY_EVENING)
+        await accept_many(store, [*singles, both], clock)
+        await Worker(Pipeline.create(config, store, clock), store).drain()
+    finally:
+        await store.close()
+    db = tmp_path / "mailbot.db"
+    assert table(db, "SELECT inbox, status FROM inbound WHERE message_id ="
+                     " '<report-1@example.net>' ORDER BY id") == [
+        ("security", "done"), ("support", "done")]
+    assert table(db, "SELECT inbox, count(*) FROM cases GROUP BY inbox") == [
+        ("security", BATCH), ("support", 1)]
