@@ -1,9 +1,10 @@
 """Internationalised addresses on the way out (RFC 6530-6533): what a relay must offer.
 
-A relay that offers SMTPUTF8 takes UTF-8 addresses and headers as they are. One that does
-not can still reach a non-ASCII *domain* through its IDNA A-label (`xn--…`), in the envelope
-and in the address headers; a non-ASCII *local part* has no ASCII form at all, so such a
-mail cannot go through that relay.
+A non-ASCII *domain* has an ASCII form, its IDNA A-label (`xn--…`): it is written so in the
+envelope and the address headers, and the mail needs nothing special of any relay (nor of
+the servers after it, which may not speak SMTPUTF8 even when our relay does). A non-ASCII
+*local part* has no ASCII form at all: such a mail goes with SMTPUTF8, as it is, through a
+relay that offers it, and cannot go through one that does not.
 """
 
 from __future__ import annotations
@@ -49,20 +50,24 @@ def ascii_address(address: str) -> str:
 
 
 def envelope(mail_from: str, rcpt_to: Sequence[str], raw: bytes, smtputf8: bool) -> Envelope:
-    """What to send to a relay that offers SMTPUTF8 (`smtputf8`) or does not."""
+    """What to send to a relay that offers SMTPUTF8 (`smtputf8`) or does not: ASCII when
+    it can be, else UTF-8 with SMTPUTF8; Unsendable when neither will do."""
     if not needs_smtputf8(mail_from, rcpt_to, raw):
         return Envelope(mail_from, tuple(rcpt_to), raw, ())
-    if smtputf8:
-        return Envelope(mail_from, tuple(rcpt_to), raw, ("SMTPUTF8",))
-    sender = ascii_address(mail_from) if mail_from else mail_from
-    rcpts = tuple(ascii_address(r) for r in rcpt_to)
-    return Envelope(sender, rcpts, _ascii_headers(raw, [mail_from, *rcpt_to]), ())
+    try:
+        sender = ascii_address(mail_from) if mail_from else mail_from
+        rcpts = tuple(ascii_address(r) for r in rcpt_to)
+        return Envelope(sender, rcpts, _ascii_headers(raw), ())
+    except Unsendable:
+        if smtputf8:
+            return Envelope(mail_from, tuple(rcpt_to), raw, ("SMTPUTF8",))
+        raise
 
 
 _UTF8_ADDRESS = re.compile(rb"[^\s<>,;:\"()@]+@([^\s<>,;:\"()@]+)")
 
 
-def _ascii_headers(raw: bytes, addresses: Sequence[str]) -> bytes:
+def _ascii_headers(raw: bytes) -> bytes:
     """The header block with every non-ASCII address domain in its A-label form.
 
     Our own mail writes UTF-8 in a header only for an internationalised address (the rest is
