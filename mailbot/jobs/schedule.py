@@ -53,7 +53,7 @@ async def start(
         async def run() -> bool:
             return await summaries.run() > 0
 
-        await _guarded("flood summary", run, wake_sender)
+        await _guarded("flood summary", run, wake_sender, failing)
 
     await weekly_digest()
     await sweep()
