@@ -183,3 +183,57 @@ def _dearmor(armored: str) -> bytes:
     body = armored.replace("\r\n", "\n").split("\n\n", 1)[1]
     lines = [ln for ln in body.split("\n") if ln and not ln.startswith(("=", "-----"))]
     return base64.b64decode("".join(lines))
+
+
+# -- MIME shapes built from entities (issue 12 item 1, issue 14 item 1) --
+
+ALICE_HEAD = ("From: Alice Lead <alice@example.org>\r\nTo: security@example.org\r\n"
+              "Subject: Re: [SEC-2026-0001] XSS\r\nDate: Fri, 18 Dec 2026 18:05:00 +0100\r\n"
+              "Message-ID: <shape-1@example.org>\r\n")
+
+
+def text_part(text: str, ctype: str = "text/plain", headers: str = "") -> bytes:
+    """A text entity, 8bit, CRLF."""
+    return crlf(f"Content-Type: {ctype}; charset=utf-8\r\n{headers}"
+                "Content-Transfer-Encoding: 8bit\r\n\r\n" + text)
+
+
+def multipart(*entities: bytes, subtype: str = "mixed", params: str = "") -> bytes:
+    """A multipart entity of `entities`, with a boundary of its own."""
+    boundary = f"b-{subtype}-{len(entities)}-{abs(hash(entities)) % 10**8}"
+    out = f'Content-Type: multipart/{subtype}; boundary="{boundary}"{params}\r\n\r\n'.encode()
+    for e in entities:
+        out += f"--{boundary}\r\n".encode() + e + b"\r\n"
+    return out + f"--{boundary}--\r\n".encode()
+
+
+def signed_part(client: Client, entity: bytes, as_: str = "alice",
+                at: str | None = "20261218T170500") -> bytes:
+    """A multipart/signed entity over `entity` (RFC 3156), made by `as_`."""
+    canonical = entity.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+    signature = client.detach_sign(canonical, as_, at)
+    boundary = f"sig-{abs(hash(entity)) % 10**8}"
+    return (f'Content-Type: multipart/signed; micalg=pgp-sha256; '
+            f'protocol="application/pgp-signature"; boundary="{boundary}"\r\n\r\n'
+            f"--{boundary}\r\n").encode() + canonical + (
+        f"\r\n--{boundary}\r\nContent-Type: application/pgp-signature; name=signature.asc\r\n"
+        f"\r\n").encode() + signature + f"\r\n--{boundary}--\r\n".encode()
+
+
+def encrypted_part(ciphertext: bytes) -> bytes:
+    """A multipart/encrypted entity (RFC 3156) holding `ciphertext`."""
+    boundary = f"enc-{abs(hash(ciphertext)) % 10**8}"
+    return (f'Content-Type: multipart/encrypted; protocol="application/pgp-encrypted"; '
+            f'boundary="{boundary}"\r\n\r\n--{boundary}\r\n'
+            "Content-Type: application/pgp-encrypted\r\n\r\nVersion: 1\r\n\r\n"
+            f"--{boundary}\r\nContent-Type: application/octet-stream; name=encrypted.asc\r\n"
+            "\r\n").encode() + ciphertext + f"\r\n--{boundary}--\r\n".encode()
+
+
+def as_mail(entity: bytes, head: str = ALICE_HEAD) -> bytes:
+    """A mail whose body is `entity`."""
+    return crlf(head) + b"MIME-Version: 1.0\r\n" + entity
+
+
+def clearsigned_part(client: Client, text: str, as_: str = "alice") -> bytes:
+    return text_part(client.clearsign(text, as_))
