@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -87,8 +88,8 @@ def test_secret_keys_alone_import_nothing(gpg: Gpg) -> None:
     assert FPR["mallory"] not in listed
 
 
-def gpg_home(gpg: Gpg) -> object:
-    return gpg._gpg.gnupghome  # noqa: SLF001  # the test looks into the bot's keyring
+def gpg_home(gpg: Gpg) -> Path:
+    return Path(gpg._gpg.gnupghome)  # the test looks into the bot's keyring
 
 
 @pytest.mark.parametrize("data", [b"\x99\xff\xff", b"\x00not a packet", b"\xc6\xe0" + b"x" * 8])
