@@ -58,15 +58,19 @@ class Client:
         kill_agent(self.home)
 
     def encrypt(self, data: bytes, to: str = "inbox", sign_as: str | None = None,
-                hidden: bool = False) -> bytes:
+                hidden: bool = False, at: str | None = None) -> bytes:
+        """`at` dates the signature (see `detach_sign`)."""
         args = ["--armor", "--encrypt", "--hidden-recipient" if hidden else "--recipient",
                 FPR[to]]
         if sign_as:
             args += ["--sign", "--local-user", FPR[sign_as]]
-        return gpg_run(self.home, *args, data=data)
+        extra = ["--faked-system-time", at] if at else []
+        return gpg_run(self.home, *extra, *args, data=data)
 
-    def clearsign(self, text: str, as_: str = "reporter") -> str:
-        extra = ["--faked-system-time", "20200101T120000"] if as_ == "old" else []
+    def clearsign(self, text: str, as_: str = "reporter", at: str | None = None) -> str:
+        """`at` dates the signature (see `detach_sign`)."""
+        at = "20200101T120000" if as_ == "old" else at
+        extra = ["--faked-system-time", at] if at else []
         out = gpg_run(self.home, *extra, "--clearsign", "--local-user", FPR[as_],
                       data=text.encode())
         return out.decode()
@@ -235,5 +239,47 @@ def as_mail(entity: bytes, head: str = ALICE_HEAD) -> bytes:
     return crlf(head) + b"MIME-Version: 1.0\r\n" + entity
 
 
-def clearsigned_part(client: Client, text: str, as_: str = "alice") -> bytes:
-    return text_part(client.clearsign(text, as_))
+def clearsigned_part(client: Client, text: str, as_: str = "alice",
+                     at: str | None = None) -> bytes:
+    return text_part(client.clearsign(text, as_, at))
+
+
+# -- a daemon with PGP, and keys made by the tests --
+
+SIGNED_AT = "20261218T170500"  # the tests' clock (support.FRIDAY_EVENING) plus 5 minutes
+
+
+def pgp_config_text(text: str, db: Path, home: Path, require: str = "",
+                    staff_auth: str = '["reply-token", "pgp"]') -> str:
+    """The tests' config (support.CONFIG) with a GnuPG home, the inbox key, alice's key
+    and PGP as a staff proof; `require` is a policy line such as require_encryption."""
+    text = text.replace(f'home = "{db}.gnupg"', f'home = "{home}"')
+    text = text.replace('prefix = "SEC"', f'prefix = "SEC"\npgp_key = "{FPR["inbox"]}"\n'
+                        f"staff_auth = {staff_auth}")
+    text = text.replace('role = "lead"', f'role = "lead"\npgp_fingerprint = "{FPR["alice"]}"')
+    return text.replace('warn_before = "1 business day"',
+                        f'warn_before = "1 business day"\n{require}')
+
+
+def daemon_home() -> Path:
+    """The daemon's GnuPG home: the inbox key and alice's public key."""
+    home = short_home("gd")
+    gpg_run(home, "--import", str(KEYS / "inbox.sec.asc"))
+    gpg_run(home, "--import", str(KEYS / "alice.pub.asc"))
+    return home
+
+
+def make_key(home: Path, uid: str, expire: str = "0") -> str:
+    """A new ed25519 key with an encryption subkey in `home`; its fingerprint."""
+    gpg_run(home, "--quick-gen-key", uid, "ed25519", "sign,cert", expire)
+    listed = gpg_run(home, "--with-colons", "--list-keys", uid).decode()
+    fpr = next(line.split(":")[9] for line in listed.splitlines() if line.startswith("fpr"))
+    gpg_run(home, "--quick-add-key", fpr, "cv25519", "encr", expire)
+    return fpr
+
+
+def revocation(home: Path, fpr: str) -> bytes:
+    """The revocation certificate gpg made with the key, made importable."""
+    cert = (home / "openpgp-revocs.d" / f"{fpr}.rev").read_bytes()
+    return cert.replace(b":-----BEGIN PGP PUBLIC KEY BLOCK-----",
+                        b"-----BEGIN PGP PUBLIC KEY BLOCK-----")
