@@ -39,6 +39,6 @@ async def test_pinned_keys_become_case_keys(tmp_path: Path) -> None:
         applied = await migrate(db)
         assert [m.version for m in applied if m.version == 12] == [12]
         async with db.execute("SELECT case_id, address, fingerprint FROM case_keys") as cur:
-            assert await cur.fetchall() == [(7, "r@example.net", "A" * 40)]
+            assert [tuple(r) for r in await cur.fetchall()] == [(7, "r@example.net", "A" * 40)]
         async with db.execute("SELECT count(*) FROM pgp_keys") as cur:
             assert await cur.fetchone() == (0,)
