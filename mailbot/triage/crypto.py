@@ -36,6 +36,7 @@ from mailbot.mail.pgp import (
 )
 from mailbot.models import ParsedMail
 from mailbot.store import Db
+from mailbot.store import cases as case_q
 from mailbot.store import keys as keys_q
 
 log = logging.getLogger(__name__)
@@ -91,7 +92,7 @@ class Crypto:
 
     # -- in the transaction --
 
-    async def remember(self, db: Db, *, case_id: int, ref: str, kind: str, mail: ParsedMail,
+    async def remember(self, db: Db, *, case_id: int, kind: str, mail: ParsedMail,
                        opened: Opened, offered: str | None, at: datetime,
                        inbound_id: int) -> str | None:
         """Bind the key a reporter's mail offers, and confirm a case's key by a round trip
@@ -112,7 +113,8 @@ class Crypto:
                         f"{address} has the confirmed key {pinned.fingerprint}, and only a "
                         "mail signed by that key may replace it")
             await keys_q.remember(db, address, offered, at=iso(at), inbound_id=inbound_id,
-                                  how=f"replaced on {ref} by a mail signed by the previous key")
+                                  how=f"replaced on {await _ref(db, case_id)} by a mail signed "
+                                      "by the previous key")
             note = f"PGP: {address}'s key is now {offered} (signed by the previous key)"
         current = await keys_q.case_key(db, case_id, address)
         if offered and offered != current and (pinned is None or offered == pinned.fingerprint
@@ -128,8 +130,8 @@ class Crypto:
                         "neither opened this case nor answers our mail to the reporter")
         if answers and signed_by and signed_by == current and pinned is None:
             await keys_q.remember(db, address, signed_by, at=iso(at), inbound_id=inbound_id,
-                                  how=f"confirmed on {ref}: the reporter answered our mail, "
-                                      "signed by it")
+                                  how=f"confirmed on {await _ref(db, case_id)}: the reporter "
+                                      "answered our mail, signed by it")
             note = f"PGP: key {signed_by} confirmed for {address} (a signed answer)"
         return note
 
@@ -213,6 +215,11 @@ class Sealer:
         if self.fingerprint is not None:
             self.clear_reason = why
         return raw
+
+
+async def _ref(db: Db, case_id: int) -> str:
+    case = await case_q.get_by_id(db, case_id)
+    return str(case["ref"]) if case else f"case {case_id}"
 
 
 def note(opened: Opened) -> str | None:

@@ -285,7 +285,7 @@ class Pipeline:
             first_response_due=iso(due.first_response_due),
             resolution_due=iso(due.resolution_due),
         ))
-        key_note = await self._record(db, case_id, ref, row, prepared, "report", trusted=True)
+        key_note = await self._record(db, case_id, row, prepared, "report", trusted=True)
         await case_q.add_event(
             db, case_id, at=iso(now), actor=mail.from_addr, action="opened", new=ref,
             detail=f"first response due {iso(due.first_response_due)}",
@@ -361,7 +361,7 @@ class Pipeline:
         assert decision.case is not None
         mail = prepared.mail
         case_id, ref = int(decision.case["id"]), str(decision.case["ref"])
-        key_note = await self._record(db, case_id, ref, row, prepared, decision.kind,
+        key_note = await self._record(db, case_id, row, prepared, decision.kind,
                                       trusted=decision.kind in TRUSTED_KINDS)
         await case_q.add_event(
             db, case_id, at=iso(now), actor=mail.from_addr or "(unknown)",
@@ -469,8 +469,8 @@ class Pipeline:
         return sent
 
     async def _record(
-        self, db: Db, case_id: int, ref: str, row: InboundRow, prepared: Prepared, kind: str,
-        *, trusted: bool,
+        self, db: Db, case_id: int, row: InboundRow, prepared: Prepared, kind: str, *,
+        trusted: bool,
     ) -> str | None:
         """The message on its case, and the key it offered for its sender (a line for
         staff when a key was taken or refused)."""
@@ -484,7 +484,7 @@ class Pipeline:
             readable=pgp.readable,
         )
         key_note = await self.crypto.remember(
-            db, case_id=case_id, ref=ref, kind=kind, mail=mail, opened=pgp,
+            db, case_id=case_id, kind=kind, mail=mail, opened=pgp,
             offered=prepared.offered_key, at=self.clock(), inbound_id=row.id)
         if key_note:
             await case_q.add_event(db, case_id, at=iso(self.clock()), actor="mailbot",
