@@ -119,15 +119,19 @@ class Crypto:
         current = await keys_q.case_key(db, case_id, address)
         if offered and offered != current and (pinned is None or offered == pinned.fingerprint
                                                or note):
-            if kind == "report" or answers or (current and signed_by == current):
+            # A case's key is set by the mail that opened it, or by an answer to our mail
+            # while the case has none; once set, only a mail it signed replaces it.
+            if kind == "report" or (current is None and answers) or (
+                    current is not None and signed_by == current):
                 await keys_q.set_case_key(db, case_id, address, offered, at=iso(at),
                                           inbound_id=inbound_id)
                 current = offered
                 note = note or (f"PGP: key {offered} offered by {address}: used for this case "
                                 "only, until the reporter answers our mail signed by it")
-            else:
+            elif note is None:
                 note = (f"PGP: the key {offered} offered in this mail was NOT taken: the mail "
-                        "neither opened this case nor answers our mail to the reporter")
+                        "did not open this case, and is neither signed by the case's key "
+                        f"({current}) nor, where there is none, an answer to our mail")
         if answers and signed_by and signed_by == current and pinned is None:
             await keys_q.remember(db, address, signed_by, at=iso(at), inbound_id=inbound_id,
                                   how=f"confirmed on {await _ref(db, case_id)}: the reporter "
