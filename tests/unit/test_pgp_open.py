@@ -132,12 +132,17 @@ def test_protected_headers_come_from_the_signed_entity(pgp_client: Client, gpg: 
     """The header fields inside a signed entity are given with their canonical names."""
     entity = _protected("=?utf-8?q?Re:_[SEC-2026-0002]_caf=C3=A9?=",
                         "In-Reply-To: <ack.SEC-2026-0002.1@example.org>\r\n"
-                        "From: Alice Lead <alice@example.org>\r\n")
+                        "References: <a@example.org>\r\n <ack.SEC-2026-0002.1@example.org>\r\n"
+                        "From: Alice Lead <alice@example.org>\r\n"
+                        "to: security+SEC-2026-0002.abc@example.org\r\nX-Other: no\r\n")
     opened = gpg.open_mail(as_mail(signed_part(pgp_client, entity)))
     assert opened.whole
-    assert opened.protected == (("Subject", "Re: [SEC-2026-0002] café"),
-                                ("In-Reply-To", "<ack.SEC-2026-0002.1@example.org>"),
-                                ("From", "Alice Lead <alice@example.org>"))
+    assert opened.protected == (
+        ("Subject", "Re: [SEC-2026-0002] café"),
+        ("In-Reply-To", "<ack.SEC-2026-0002.1@example.org>"),
+        ("References", "<a@example.org> <ack.SEC-2026-0002.1@example.org>"),
+        ("From", "Alice Lead <alice@example.org>"),
+        ("To", "security+SEC-2026-0002.abc@example.org"))
     assert parse(opened.raw).subject == "Re: [SEC-2026-0002] café"
     both = gpg.open_mail(as_mail(_sign_encrypt(pgp_client, _protected("[SEC-2026-0003] x"))))
     assert (both.whole, both.protected) == (True, (("Subject", "[SEC-2026-0003] x"),))
