@@ -190,7 +190,8 @@ class SecurityTxtConfig:
 class DigestConfig:
     schedule: str = "mon 09:00"  # in the time zone of the first inbox's policy
     to: tuple[str, ...] = ()
-    language: str = "en"
+    language: str = "en"  # of the digest and of `mailbot report`
+    target: int = 90  # percent of first responses on time the charts hold up as the goal
 
 
 @dataclass(frozen=True, slots=True)
@@ -339,13 +340,17 @@ def parse_config(data: Mapping[str, Any], path: Path | None) -> Config:
     raw_staff: list[Any] = r.get(top, "staff", list, [])
     staff = tuple(s for i, raw in enumerate(raw_staff) if (s := r.staff(i, raw)))
 
-    t = r.table(top.get("digest", {}), "digest", {"schedule", "to", "language"})
+    t = r.table(top.get("digest", {}), "digest", {"schedule", "to", "language", "target"})
     schedule = r.get(t, "digest.schedule", str, "mon 09:00")
     if not re.fullmatch(r"(mon|tue|wed|thu|fri|sat|sun) ([01]\d|2[0-3]):[0-5]\d", schedule):
         r.error("digest.schedule", f"{schedule!r} is not like 'mon 09:00'")
     to = r.get(t, "digest.to", list, [s.address for s in staff])
+    target = r.get(t, "digest.target", int, 90)
+    if not 0 <= target <= 100:
+        r.error("digest.target", f"{target} is not a percentage from 0 to 100")
     digest = DigestConfig(schedule=schedule, to=tuple(str(a) for a in to),
-                          language=r.choice(t, "digest.language", LANGUAGES, "en"))
+                          language=r.choice(t, "digest.language", LANGUAGES, "en"),
+                          target=target)
 
     t = r.table(top.get("auth", {}), "auth", {"secret_file", "replay_window"})
     window = r.duration(t, "auth.replay_window", parse_duration("7 days"))

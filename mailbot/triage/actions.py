@@ -89,12 +89,13 @@ async def apply(
     fields: dict[str, Any] = {}
     case_id = int(case["id"])
 
-    async def change(c: Command, column: str, new: Any, action: str | None = None) -> None:
+    async def change(c: Command, column: str, new: Any, action: str | None = None,
+                     detail: str | None = None) -> None:
         old = case[column]
         fields[column] = new
         await case_q.add_event(db, case_id, at=iso(at), actor=actor, action=action or c.name,
                                old=None if old is None else str(old),
-                               new=None if new is None else str(new))
+                               new=None if new is None else str(new), detail=detail)
         result.done.append(f"line {c.line}: #{c.name} {c.value or ''}".rstrip()
                            + f": {old or '-'} -> {new or '-'}")
 
@@ -112,7 +113,8 @@ async def apply(
                 fields["resolved_at"] = iso(at)
                 result.reporter_news.append(("status", "duplicate"))
             case "close":
-                await change(c, "state", CaseState.CLOSED.value)
+                # The reason is kept: the compliance report counts closes by it (out of scope).
+                await change(c, "state", CaseState.CLOSED.value, detail=str(c.value or ""))
                 fields["resolved_at"] = iso(at)
                 result.done[-1] += f" ({c.value})"
             case "reopen":
