@@ -45,9 +45,15 @@ async def remember(db: Db, address: str, fingerprint: str, *, at: str,
 
 
 async def case_key(db: Db, case_id: int, address: str) -> str | None:
-    row = await one(db, "SELECT fingerprint FROM case_keys WHERE case_id = ? AND address = ?",
-                    (case_id, address.lower()))
-    return str(row[0]) if row else None
+    bound = await case_key_since(db, case_id, address)
+    return bound[0] if bound else None
+
+
+async def case_key_since(db: Db, case_id: int, address: str) -> tuple[str, int | None] | None:
+    """(fingerprint, the inbound mail that bound it) of the case's key for `address`."""
+    row = await one(db, "SELECT fingerprint, inbound_id FROM case_keys WHERE case_id = ?"
+                        " AND address = ?", (case_id, address.lower()))
+    return (str(row[0]), row[1]) if row else None
 
 
 async def set_case_key(db: Db, case_id: int, address: str, fingerprint: str, *, at: str,
@@ -62,16 +68,21 @@ async def set_case_key(db: Db, case_id: int, address: str, fingerprint: str, *, 
 
 
 async def answers_our_mail(db: Db, case_id: int, address: str,
-                           message_ids: Sequence[str]) -> bool:
+                           message_ids: Sequence[str], *,
+                           encrypted_after: int | None = None) -> bool:
     """One of `message_ids` is a mail we sent to `address` on this case: whoever wrote the
-    mail citing it received it at that address (our Message-IDs carry 64 random bits)."""
+    mail citing it received it at that address (our Message-IDs carry 64 random bits).
+    With `encrypted_after` (an inbound id), only a mail we sent encrypted after recording
+    that inbound mail counts."""
     ids = list(dict.fromkeys(message_ids))[:100]
     if not ids:
         return False
     marks = ",".join("?" * len(ids))
+    since = (" AND encrypted = 1 AND id > (SELECT max(id) FROM messages WHERE inbound_id = ?)",
+             (encrypted_after,)) if encrypted_after is not None else ("", ())
     async with db.execute(
         f"SELECT recipients FROM messages WHERE case_id = ? AND direction = 'out'"
-        f" AND message_id IN ({marks})", (case_id, *ids),
+        f" AND message_id IN ({marks}){since[0]}", (case_id, *ids, *since[1]),
     ) as cur:
         rows = await cur.fetchall()
     return any(address.lower() in (r.lower() for r in json.loads(row[0])) for row in rows)

@@ -132,12 +132,21 @@ class Crypto:
                 note = (f"PGP: the key {offered} offered in this mail was NOT taken: the mail "
                         "did not open this case, and is neither signed by the case's key "
                         f"({current}) nor, where there is none, an answer to our mail")
-        if answers and signed_by and signed_by == current and pinned is None:
+        if (answers and signed_by and signed_by == current and pinned is None
+                and await self._answers_sealed(db, case_id, mail)):
             await keys_q.remember(db, address, signed_by, at=iso(at), inbound_id=inbound_id,
                                   how=f"confirmed on {await _ref(db, case_id)}: the reporter "
                                       "answered our mail, signed by it")
             note = f"PGP: key {signed_by} confirmed for {address} (a signed answer)"
         return note
+
+    async def _answers_sealed(self, db: Db, case_id: int, mail: ParsedMail) -> bool:
+        """The mail answers one we sent to its sender encrypted to the case's key (sent
+        after the key was bound): a Message-ID that leaked before cannot confirm a key."""
+        bound = await keys_q.case_key_since(db, case_id, mail.from_addr)
+        return bound is not None and bound[1] is not None and await keys_q.answers_our_mail(
+            db, case_id, mail.from_addr, (*mail.in_reply_to, *mail.references),
+            encrypted_after=bound[1])
 
     async def reporter_key(self, db: Db, case_id: int, address: str) -> KeyChoice:
         """The key a mail to this reporter on this case is encrypted to: the address's

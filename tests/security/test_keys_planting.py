@@ -238,9 +238,28 @@ async def test_a_confirmed_key_is_replaced_only_by_mail_it_signed(
         gpg_run(v_home, "--delete-secret-and-public-keys", "--yes", new_fpr)
 
 
+def _signed_offer(a_home: Path, a_fpr: str, cites: str, n: int) -> bytes:
+    """Mallory's answer From: the victim citing `cites`, offering and signed by her key."""
+    a_key = gpg_run(a_home, "--armor", "--export", a_fpr)
+    entity = (b'Content-Type: multipart/mixed; boundary="k"\r\n\r\n--k\r\n'
+              + text_part("Please use my new key.\n") + b"\r\n--k\r\nContent-Type: "
+              b'application/pgp-keys; name="k.asc"\r\n\r\n' + a_key.replace(b"\n", b"\r\n")
+              + b"\r\n--k--\r\n")
+    canonical = entity.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+    sig = gpg_run(a_home, "--faked-system-time", SIGNED_AT, "--armor", "--detach-sign",
+                  "--local-user", a_fpr, data=canonical)
+    body = (b'Content-Type: multipart/signed; protocol="application/pgp-signature"; '
+            b'micalg=pgp-sha256; boundary="s"\r\n\r\n--s\r\n' + canonical
+            + b"\r\n--s\r\nContent-Type: application/pgp-signature\r\n\r\n" + sig
+            + b"\r\n--s--\r\n")
+    head = (f"From: Rita Researcher <{VICTIM}>\r\nTo: security@example.org\r\n"
+            "Subject: Re: [SEC-2026-0001] XSS\r\nDate: Fri, 18 Dec 2026 18:10:00 +0100\r\n"
+            f"Message-ID: <leak-{n}@example.net>\r\nIn-Reply-To: {cites}\r\n")
+    return as_mail(body, head)
+
+
 async def test_a_leaked_message_id_does_not_replace_the_case_key(
-        bot: Bot, sink: Sink, pgp_client: Client, attacker: tuple[Path, str],
-        tmp_path: Path) -> None:
+        bot: Bot, sink: Sink, attacker: tuple[Path, str], tmp_path: Path) -> None:
     """Mallory learns the Message-ID of our acknowledgement (the victim copied a list on
     their answer) and answers it From: the victim, offering and signing with her key, twice
     (the second time the bot knows her key): the case keeps the victim's key, and nothing is
@@ -250,24 +269,32 @@ async def test_a_leaked_message_id_does_not_replace_the_case_key(
     await bot.send(offering((KEYS / "reporter.pub.asc").read_bytes(), 1), mail_from=VICTIM,
                    to=["security@example.org"])
     (ack,) = await sink.wait_for(1, to=VICTIM)
-    a_key = gpg_run(a_home, "--armor", "--export", a_fpr)
     for n in (1, 2):
-        entity = (b'Content-Type: multipart/mixed; boundary="k"\r\n\r\n--k\r\n'
-                  + text_part("Please use my new key.\n") + b"\r\n--k\r\nContent-Type: "
-                  b'application/pgp-keys; name="k.asc"\r\n\r\n' + a_key.replace(b"\n", b"\r\n")
-                  + b"\r\n--k--\r\n")
-        canonical = entity.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
-        sig = gpg_run(a_home, "--faked-system-time", SIGNED_AT, "--armor", "--detach-sign",
-                      "--local-user", a_fpr, data=canonical)
-        body_ = (b'Content-Type: multipart/signed; protocol="application/pgp-signature"; '
-                 b'micalg=pgp-sha256; boundary="s"\r\n\r\n--s\r\n' + canonical
-                 + b"\r\n--s\r\nContent-Type: application/pgp-signature\r\n\r\n" + sig
-                 + b"\r\n--s--\r\n")
-        head = (f"From: Rita Researcher <{VICTIM}>\r\nTo: security@example.org\r\n"
-                "Subject: Re: [SEC-2026-0001] XSS\r\nDate: Fri, 18 Dec 2026 18:10:00 +0100\r\n"
-                f"Message-ID: <leak-{n}@example.net>\r\nIn-Reply-To: {ack.msg['Message-ID']}\r\n")
-        await bot.send(as_mail(body_, head), mail_from=VICTIM, to=["security@example.org"])
+        await bot.send(_signed_offer(a_home, a_fpr, ack.msg["Message-ID"], n),
+                       mail_from=VICTIM, to=["security@example.org"])
         await sink.wait_for(1 + n, to="bob@example.org")
     assert table(db, "SELECT fingerprint FROM case_keys") == [(FPR["reporter"],)]
     assert pinned(db) == []
     assert len([e for e in await key_events(bot, "SEC-2026-0001") if "NOT taken" in e]) == 2
+
+
+async def test_a_leaked_message_id_never_confirms_a_key_for_the_address(
+        bot: Bot, sink: Sink, attacker: tuple[Path, str], tmp_path: Path) -> None:
+    """The victim reported without a key, so our acknowledgement went in clear; Mallory,
+    holding its Message-ID, answers it twice with her key: at most that one case uses her
+    key, the address never gets it (the mail she cites was not encrypted to it), and the
+    victim's next case is not encrypted to her."""
+    a_home, a_fpr = attacker
+    db = tmp_path / "mailbot.db"
+    await bot.send(report(sender=VICTIM), mail_from=VICTIM, to=["security@example.org"])
+    (ack,) = await sink.wait_for(1, to=VICTIM)
+    for n in (1, 2):
+        await bot.send(_signed_offer(a_home, a_fpr, ack.msg["Message-ID"], n),
+                       mail_from=VICTIM, to=["security@example.org"])
+        await sink.wait_for(1 + n, to="bob@example.org")
+    assert pinned(db) == []
+    await bot.send(report(sender=VICTIM, subject="Second finding",
+                          message_id="<second@example.net>"),
+                   mail_from=VICTIM, to=["security@example.org"])
+    _, second = await sink.wait_for(2, to=VICTIM)
+    assert second.msg.get_content_type() == "text/plain"  # no key of the victim's: clear
