@@ -3,10 +3,10 @@ and the PGP proof that a command mail is staff's.
 
 Reporters' keys are never pinned from a claim: anyone can write a From: line and attach a
 key whose user ID names someone else. A key offered in a mail is bound only to the case that
-mail opened (or to a case whose mail it answers, which only the address's owner receives),
-and becomes the address's key for every case only after a round trip: the reporter answers
-our mail on that case from that address, signed by that key. A confirmed key is replaced
-only by a mail signed by it. See `remember`.
+mail opened (or to a case that has none yet, by an answer to our mail on it), and becomes
+the address's key for every case only after a round trip: from that address, signed by that
+key, the reporter answers a mail we sent them on that case encrypted to that key. A
+confirmed key, and a case's key, is replaced only by a mail signed by it. See `remember`.
 
 Every outgoing mail to a reporter goes through one decision, `Sealer.__call__`: encrypted
 to the key on file; or, when that fails or there is none, withheld if the policy requires
