@@ -239,6 +239,14 @@ def as_mail(entity: bytes, head: str = ALICE_HEAD) -> bytes:
     return crlf(head) + b"MIME-Version: 1.0\r\n" + entity
 
 
+def command_part(text: str, subject: str) -> bytes:
+    """A staff command entity that names its case inside what is signed: Thunderbird's
+    protected headers (the staff decision acts only on the case the signed content names)."""
+    return text_part(text, headers=f"Subject: {subject}\r\n").replace(
+        b"Content-Type: text/plain; charset=utf-8",
+        b'Content-Type: text/plain; charset=utf-8; protected-headers="v1"', 1)
+
+
 def clearsigned_part(client: Client, text: str, as_: str = "alice",
                      at: str | None = None) -> bytes:
     return text_part(client.clearsign(text, as_, at))

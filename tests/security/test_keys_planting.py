@@ -20,6 +20,7 @@ from tests.pgp_support import (
     SIGNED_AT,
     Client,
     as_mail,
+    command_part,
     daemon_home,
     gpg_run,
     kill_agent,
@@ -175,7 +176,8 @@ async def test_a_round_trip_confirms_the_key_and_then_nothing_shadows_it(
     assert pinned(db) == [(VICTIM, FPR["reporter"])]
 
     # Staff answer the victim's case: sealed to the victim's key.
-    staff = as_mail(signed_part(pgp_client, text_part("#reply\nWe are fixing it.\n"), "alice",
+    staff = as_mail(signed_part(pgp_client, command_part("#reply\nWe are fixing it.\n",
+                                                         "Re: [SEC-2026-0001] XSS"), "alice",
                                 SIGNED_AT),
                     "From: Alice Lead <alice@example.org>\r\nTo: security@example.org\r\n"
                     "Subject: Re: [SEC-2026-0001] XSS in /search\r\n"

@@ -20,6 +20,7 @@ from tests.pgp_support import (
     SIGNED_AT,
     Client,
     as_mail,
+    command_part,
     daemon_home,
     gpg_run,
     kill_agent,
@@ -28,7 +29,6 @@ from tests.pgp_support import (
     revocation,
     short_home,
     signed_part,
-    text_part,
 )
 from tests.support import FRIDAY_EVENING, MovingClock, Received, Sink, report, running_bot, table
 
@@ -76,7 +76,8 @@ def body(r: Received) -> str:
 
 def staff_reply(client: Client, ref: str) -> bytes:
     """alice's signed `#reply` on the case."""
-    return as_mail(signed_part(client, text_part("#reply\nA fix is on its way.\n"), "alice",
+    return as_mail(signed_part(client, command_part("#reply\nA fix is on its way.\n",
+                                                    f"Re: [{ref}] x"), "alice",
                                SIGNED_AT),
                    "From: Alice Lead <alice@example.org>\r\nTo: security@example.org\r\n"
                    f"Subject: Re: [{ref}] x\r\nDate: Fri, 18 Dec 2026 18:15:00 +0100\r\n"

@@ -16,6 +16,7 @@ from tests.pgp_support import (
     SIGNED_AT,
     Client,
     as_mail,
+    command_part,
     daemon_home,
     encrypted_part,
     kill_agent,
@@ -29,7 +30,9 @@ from tests.support import FRIDAY_EVENING, Bot, MovingClock, Received, Sink, repo
 
 CASE = "SEC-2026-0001"
 COMMANDS = "#status rejected\n#reply We will not fix this. Bye.\n"
-SIGNED_TEXT = "Looking into it, more tomorrow.\n"
+# What alice really signed names the case (in its text, and as a protected Subject), so
+# only the coverage of her signature stands between these mails and obedience.
+SIGNED_TEXT = "Looking into SEC-2026-0001, more tomorrow.\n"
 
 
 @pytest.fixture
@@ -72,7 +75,7 @@ def body(r: Received) -> str:
 
 
 def signed(c: Client, text: str = SIGNED_TEXT) -> bytes:
-    return signed_part(c, text_part(text), "alice", SIGNED_AT)
+    return signed_part(c, command_part(text, f"Re: [{CASE}] XSS"), "alice", SIGNED_AT)
 
 
 def clear(c: Client, text: str = SIGNED_TEXT) -> str:
@@ -96,7 +99,8 @@ SHAPES: dict[str, Callable[[Client], bytes]] = {
     "alice's multipart/signed, then unsigned text": lambda c: multipart(
         signed(c), text_part(COMMANDS)),
     "unsigned text beside alice's signed and encrypted part": lambda c: multipart(
-        text_part(COMMANDS), encrypted_part(c.encrypt(text_part(SIGNED_TEXT),
+        text_part(COMMANDS), encrypted_part(c.encrypt(command_part(SIGNED_TEXT,
+                                                                   f"Re: [{CASE}] XSS"),
                                                       sign_as="alice", at=SIGNED_AT))),
     "unsigned HTML alternative to alice's signed text": lambda c: multipart(
         signed(c), text_part(f"<p>{COMMANDS}</p>", "text/html"), subtype="alternative"),
