@@ -36,7 +36,7 @@ from mailbot.store import notices as notices_q
 from mailbot.store.inbound import InboundRow
 from mailbot.triage import actions, commands, letters
 from mailbot.triage.auth import CaseFacts, Kind, named_ids, speaker
-from mailbot.triage.crypto import Crypto, Seal, note
+from mailbot.triage.crypto import Crypto, KeyChoice, Sealer, note
 from mailbot.triage.threads import find_case
 
 log = logging.getLogger(__name__)
@@ -342,16 +342,15 @@ class Pipeline:
             first_response_due=iso(due.first_response_due),
             resolution_due=iso(due.resolution_due),
         ))
-        await self._record(db, case_id, row, prepared, "report", trusted=True)
+        key_note = await self._record(db, case_id, row, prepared, "report", trusted=True)
         await case_q.add_event(
             db, case_id, at=iso(now), actor=mail.from_addr, action="opened", new=ref,
             detail=f"first response due {iso(due.first_response_due)}",
         )
-        remarks = await self._pgp_remarks(db, case_id, pgp, now)
+        remarks = await self._pgp_remarks(db, case_id, pgp, now) + ([key_note] if key_note else [])
         hour_ago = iso(received - timedelta(hours=1))
         limits = self.config.limits
         facts = await case_q.ack_facts(db, mail.from_addr, hour_ago, limits.acks_per_hour)
-        key = facts.key
         flood = (f"{facts.by_reporter} cases from this sender in the last hour"
                  if facts.by_reporter > limits.acks_per_sender_per_hour else None)
         if flood is None and facts.acks >= limits.acks_per_hour:
@@ -376,16 +375,16 @@ class Pipeline:
             ),
             now,
         )
-        seal = self.crypto.sealer(inbox, key, ref)
-        acked = 0
-        if seal is None and "ack" in policy.require_encryption:
-            remarks.append(await self._withhold(db, case_id, "acknowledgement", now))
-        else:
-            queued = await letters.queue(
-                db, purpose=f"ack:{ref}", case_id=case_id, kind="ack", mail=ack,
-                envelope_from=inbox.address, at=now, seal=seal,
-            )
-            acked = int(queued.outbox_id is not None)
+        choice = await self.crypto.reporter_key(db, case_id, mail.from_addr)
+        seal = self.crypto.sealer(inbox, choice.fingerprint, ref,
+                                  required="ack" in policy.require_encryption)
+        queued = await letters.queue(
+            db, purpose=f"ack:{ref}", case_id=case_id, kind="ack", mail=ack,
+            envelope_from=inbox.address, at=now, seal=seal,
+        )
+        acked = int(queued.outbox_id is not None)
+        remarks.append(await self._sealing_note(db, case_id, "acknowledgement", choice, seal,
+                                                now))
         view = letters.CaseView(ref, subject, "new", mail.from_addr, mail.from_name or None,
                                 due.first_response_due, due.resolution_due)
         notified = await self._notify(db, row, inbox, case_id, view, mail, "new", now, remarks)
@@ -400,16 +399,20 @@ class Pipeline:
         remark = note(pgp)
         return [f"PGP: {remark}"] if remark else []
 
-    async def _reporter_seal(self, db: Db, inbox: InboxConfig, reporter: str,
-                             ref: str) -> Seal | None:
-        return self.crypto.sealer(inbox, await keys_q.key_of(db, reporter), ref)
-
-    async def _withhold(self, db: Db, case_id: int, what: str, now: datetime) -> str:
-        reason = (f"{what} NOT sent: the policy requires encryption and no key of the "
-                  "reporter is known")
-        await case_q.add_event(db, case_id, at=iso(now), actor="mailbot",
-                               action=f"{what} withheld", detail=reason)
-        return reason
+    async def _sealing_note(self, db: Db, case_id: int, what: str, choice: KeyChoice,
+                            seal: Sealer, now: datetime) -> str:
+        """What staff are told of a mail to the reporter: the key it was encrypted to, or
+        why it went in clear, or why it was withheld (then also an event)."""
+        if seal.withheld:
+            reason = (f"{what} NOT sent: the policy requires encryption and {seal.withheld}")
+            await case_q.add_event(db, case_id, at=iso(now), actor="mailbot",
+                                   action=f"{what} withheld", detail=reason)
+            return reason
+        if seal.clear_reason:
+            await case_q.add_event(db, case_id, at=iso(now), actor="mailbot",
+                                   action=f"{what} sent in clear", detail=seal.clear_reason)
+            return f"{what} sent in CLEAR: {seal.clear_reason}"
+        return choice.line()
 
     async def _append(
         self, db: Db, row: InboundRow, prepared: Prepared, decision: Decision, now: datetime
@@ -417,12 +420,16 @@ class Pipeline:
         assert decision.case is not None
         mail = prepared.mail
         case_id, ref = int(decision.case["id"]), str(decision.case["ref"])
-        await self._record(db, case_id, row, prepared, decision.kind, trusted=decision.trusted)
+        key_note = await self._record(db, case_id, row, prepared, decision.kind,
+                                      trusted=decision.trusted)
         await case_q.add_event(
             db, case_id, at=iso(now), actor=mail.from_addr or "(unknown)",
             action=decision.kind, detail=decision.reason,
         )
         remarks = await self._pgp_remarks(db, case_id, prepared.opened, now)
+        remarks += [key_note] if key_note else []
+        if decision.kind == "follow-up":
+            remarks.append((await self.crypto.reporter_key(db, case_id, mail.from_addr)).line())
         await case_q.touch(db, case_id, iso(now))
         if decision.kind is Kind.FOLLOW_UP and decision.case["state"] == CaseState.NEEDS_INFO:
             await self._resume(db, row, decision.case, mail, now)
@@ -479,14 +486,15 @@ class Pipeline:
                 update = letters.reporter_update(
                     self.templates, inbox, policy, case, applied.reporter_news,
                     applied.reply_text, thread, now)
-                seal = await self._reporter_seal(db, inbox, case["reporter"], case["ref"])
-                if seal is None and "update" in policy.require_encryption:
-                    remarks.append(await self._withhold(db, int(case["id"]), "update", now))
-                else:
-                    q = await letters.queue(db, purpose=f"reporter:{row.id}",
-                                            case_id=int(case["id"]), kind="reply", mail=update,
-                                            envelope_from=inbox.address, at=now, seal=seal)
-                    queued += q.outbox_id is not None
+                choice = await self.crypto.reporter_key(db, int(case["id"]), case["reporter"])
+                seal = self.crypto.sealer(inbox, choice.fingerprint, case["ref"],
+                                          required="update" in policy.require_encryption)
+                q = await letters.queue(db, purpose=f"reporter:{row.id}",
+                                        case_id=int(case["id"]), kind="reply", mail=update,
+                                        envelope_from=inbox.address, at=now, seal=seal)
+                queued += q.outbox_id is not None
+                remarks.append(await self._sealing_note(db, int(case["id"]), "update", choice,
+                                                        seal, now))
         notice = letters.transcript(self.templates, inbox, str(case["ref"]), mail.from_addr,
                                     mail, errors, done, bool(queued), now, remarks)
         q = await letters.queue(db, purpose=f"transcript:{row.id}", case_id=int(case["id"]),
@@ -514,14 +522,15 @@ class Pipeline:
             first_response_due=datetime.fromisoformat(fresh["first_response_due"]),
             resolution_due=datetime.fromisoformat(fresh["resolution_due"]),
             key_fingerprint=inbox.pgp_key, key_url=self.config.security_txt.encryption)
-        seal = await self._reporter_seal(db, inbox, applied.new_reporter, fresh["ref"])
-        if seal is None and "ack" in policy.require_encryption:
-            remarks.append(await self._withhold(db, int(case["id"]), "acknowledgement", now))
-            return 0
+        choice = await self.crypto.reporter_key(db, int(case["id"]), applied.new_reporter)
+        seal = self.crypto.sealer(inbox, choice.fingerprint, fresh["ref"],
+                                  required="ack" in policy.require_encryption)
         queued = await letters.queue(
             db, purpose=f"ack-for:{fresh['ref']}:{row.id}", case_id=int(case["id"]), kind="ack",
             mail=letters.acknowledgement(self.templates, inbox, policy, facts, now),
             envelope_from=inbox.address, at=now, seal=seal)
+        remarks.append(await self._sealing_note(db, int(case["id"]), "acknowledgement", choice,
+                                                seal, now))
         return int(queued.outbox_id is not None)
 
     async def _notify(
@@ -578,8 +587,9 @@ class Pipeline:
     async def _record(
         self, db: Db, case_id: int, row: InboundRow, prepared: Prepared, kind: str, *,
         trusted: bool,
-    ) -> None:
-        """The message on its case, and the key it offered for its sender."""
+    ) -> str | None:
+        """The message on its case, and the key it offered for its sender (a line for
+        staff when a key was taken or refused)."""
         mail, pgp = prepared.mail, prepared.opened
         await case_q.add_message(
             db, case_id=case_id, direction="in", kind=kind, sender=mail.from_addr,
@@ -589,9 +599,12 @@ class Pipeline:
             encrypted=pgp.encrypted, signature=pgp.signature, signer=pgp.signer,
             readable=pgp.readable,
         )
-        if prepared.offered_key and mail.from_addr:
-            await self.crypto.remember(db, mail.from_addr, prepared.offered_key, pgp,
-                                       self.clock(), row.id)
+        key_note = await self.crypto.remember(
+            db, case_id=case_id, kind=kind, mail=mail, opened=pgp,
+            offered=prepared.offered_key, at=self.clock(), inbound_id=row.id)
+        if key_note:
+            await case_q.add_event(db, case_id, at=iso(self.clock()), actor="mailbot",
+                                   action="pgp key", detail=key_note)
         if pgp.sig_id and pgp.signature == "good" and kind == Kind.STAFF:
             # Spent only when it proved a command: a copy sent ahead to another case
             # (refused there) must not make the genuine mail look like its replay.
@@ -600,6 +613,7 @@ class Pipeline:
         # mail it answers), never anyone else's: see store.cases.case_of_message_ids.
         await case_q.remember_citations(db, case_id, mail.from_addr,
                                         mail.in_reply_to + mail.references)
+        return key_note
 
     def _inbox(self, row: InboundRow) -> InboxConfig:
         return self.config.inbox(row.inbox)
