@@ -22,7 +22,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from mailbot.clock import iso
 from mailbot.config import Config, InboxConfig
@@ -158,18 +158,6 @@ class Crypto:
         if fpr is not None:
             return KeyChoice(fpr, "offered on this case, not yet confirmed by a signed answer")
         return KeyChoice(None, "no key of the reporter is known")
-
-    def staff_signed(self, address: str, opened: Opened, now: datetime,
-                     window: timedelta) -> bool:
-        """A good signature over the whole mail by this staff member's configured key,
-        made within the replay window (an old signed mail replayed proves nothing)."""
-        staff = next((s for s in self.config.staff if s.address.lower() == address.lower()),
-                     None)
-        return bool(
-            staff is not None and staff.pgp_fingerprint and opened.signature == "good"
-            and opened.signer == staff.pgp_fingerprint and opened.whole
-            and opened.signed_at is not None and abs(now - opened.signed_at) <= window
-        )
 
     def sealer(self, inbox: InboxConfig, fingerprint: str | None, ref: str, *,
                required: bool = False) -> Sealer:
