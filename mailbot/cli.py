@@ -11,12 +11,12 @@ import json
 import logging
 import sys
 from collections.abc import Callable, Coroutine, Sequence
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 from mailbot import __version__, pgpadmin
-from mailbot.clock import system_clock
+from mailbot.clock import iso, system_clock
 from mailbot.config import Config, load_config
 from mailbot.errors import ConfigErrors, MailbotError
 from mailbot.store import Store
@@ -82,6 +82,13 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("ref")
     sp.add_argument("--json", action="store_true")
     sp = add("quarantine", _quarantine, "list mail that could not be handled, with reasons")
+    sp.add_argument("--json", action="store_true")
+    sp = add("inbound", _inbound, "received mail: --ignored lists every mail that opened no "
+             "case, with its reason")
+    sp.add_argument("--ignored", action="store_true", required=True,
+                    help="mail that opened no case (bounce, auto-reply, loop, list, duplicate)")
+    sp.add_argument("--since", type=_moment, metavar="YYYY-MM-DD|ISO-8601",
+                    help="only mail received at or after this day (UTC) or moment")
     sp.add_argument("--json", action="store_true")
     sp = add("digest", _digest, "print the weekly digest now, or queue it to send (--send)")
     sp.add_argument("--send", action="store_true")
@@ -345,6 +352,42 @@ async def _quarantine(args: argparse.Namespace, config: Config) -> int:
     if not rows:
         print("quarantine is empty", file=sys.stderr)
     return 0
+
+
+async def _inbound(args: argparse.Namespace, config: Config) -> int:
+    from mailbot.store import ignored
+
+    store = await _open(config)
+    try:
+        async with store.read() as db:
+            rows = await ignored.listing(db, since=args.since)
+    finally:
+        await store.close()
+    for r in rows:
+        r["group"] = ignored.group(str(r["reason"]) if r["reason"] else None)
+    if args.json:
+        print(json.dumps(rows, indent=2, ensure_ascii=False))
+        return 0
+    for r in rows:
+        print(f"{r['id']:>6} {r['received_at']} {r['inbox']:<10} {r['mail_from'] or '-':<30} "
+              f"{r['reason']}")
+    if not rows:
+        print("no ignored mail" + (f" since {args.since}" if args.since else ""),
+              file=sys.stderr)
+    return 0
+
+
+def _moment(text: str) -> str:
+    """--since: a day (midnight UTC) or an ISO 8601 moment, as the ISO text rows carry."""
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a date like 2026-12-01 or a time like 2026-12-01T09:00+01:00"
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return iso(moment)
 
 
 async def _digest(args: argparse.Namespace, config: Config) -> int:

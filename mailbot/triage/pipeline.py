@@ -33,7 +33,7 @@ from mailbot.store import cases as case_q
 from mailbot.store import inbound as inbound_q
 from mailbot.store import keys as keys_q
 from mailbot.store.inbound import InboundRow
-from mailbot.triage import actions, commands, letters
+from mailbot.triage import actions, commands, letters, lists
 from mailbot.triage.auth import CaseFacts, Kind, named_ids, speaker
 from mailbot.triage.crypto import Crypto, Seal, note
 from mailbot.triage.threads import find_case
@@ -81,6 +81,7 @@ class Prepared:
     opened: Opened = _AS_RECEIVED  # what PGP made of it (parse always sets it)
     offered_key: str | None = None  # the fingerprint of a key it offered for its sender
     failure: str | None = None  # a reason to quarantine found before the transaction
+    via: lists.Via | None = None  # the mailing list it came through (and is not bulk of)
 
 
 class _TakenElsewhere(Exception):
@@ -137,11 +138,13 @@ class Pipeline:
             # From: is not one plain address: what mail systems read there is anyone's
             # guess, so a case is answered at the envelope sender only (never staff).
             mail = replace(mail, from_addr=envelope_address(row.mail_from), from_name="")
+        # List mail: ours, a report through another's list, or bulk (triage/lists.py).
+        mail, via = lists.resolve(mail, self._inbox(row), self.config)
         dkim = _UNSIGNED
         if (mail.from_addr and not mail.from_problem and self.config.is_staff(mail.from_addr)
                 and "dkim" in self._inbox(row).staff_auth):
             dkim = verify(row.raw, self.dkim_dns)
-        return Prepared(mail, dkim, opened, offered, failure)
+        return Prepared(mail, dkim, opened, offered, failure, via)
 
     def parse_all(self, rows: Sequence[InboundRow]) -> list[Prepared]:
         """Each row parsed, in order. PGP mail waits on gpg processes: several of those run
@@ -300,6 +303,8 @@ class Pipeline:
             detail=f"first response due {iso(due.first_response_due)}",
         )
         remarks = await self._pgp_remarks(db, case_id, pgp, now)
+        if prepared.via is not None:
+            remarks += await lists.record(db, case_id, prepared.via, mail.from_addr, now)
         hour_ago = iso(received - timedelta(hours=1))
         limits = self.config.limits
         facts = await case_q.ack_facts(db, mail.from_addr, hour_ago, limits.acks_per_hour)
@@ -328,7 +333,10 @@ class Pipeline:
         )
         seal = self.crypto.sealer(inbox, key, ref)
         acked = 0
-        if seal is None and "ack" in policy.require_encryption:
+        if prepared.via is not None and prepared.via.quiet:
+            await case_q.add_event(db, case_id, at=iso(now), actor="mailbot",
+                                   action="acknowledgement withheld", detail=prepared.via.why)
+        elif seal is None and "ack" in policy.require_encryption:
             remarks.append(await self._withhold(db, case_id, "acknowledgement", now))
         else:
             queued = await letters.queue(
@@ -430,7 +438,10 @@ class Pipeline:
                     self.templates, inbox, policy, case, applied.reporter_news,
                     applied.reply_text, thread, now)
                 seal = await self._reporter_seal(db, inbox, case["reporter"], case["ref"])
-                if seal is None and "update" in policy.require_encryption:
+                if listed := await lists.unanswerable(db, self.config, int(case["id"]),
+                                                      case["reporter"]):
+                    remarks.append(listed)
+                elif seal is None and "update" in policy.require_encryption:
                     remarks.append(await self._withhold(db, int(case["id"]), "update", now))
                 else:
                     q = await letters.queue(db, purpose=f"reporter:{row.id}",
