@@ -37,7 +37,7 @@ def _common(subject: str, message_id: str, extra: list[tuple[str, str]]) -> list
 def google_group(*, group: str = "security@example.org", rewrite: bool = True,
                  poster: str = POSTER, original_from: str | None = None,
                  subject: str = "XSS in /search", message_id: str = "<gg-1@example.net>",
-                 in_reply_to: str | None = None) -> bytes:
+                 in_reply_to: str | None = None, body: str = BODY) -> bytes:
     """A post to a Google Group, as one of its members receives it."""
     local, _, domain = group.partition("@")
     claimed = original_from or poster
@@ -68,7 +68,7 @@ def google_group(*, group: str = "security@example.org", rewrite: bool = True,
                              f"googlegroups.com>, <https://groups.google.com/a/{domain}/group/"
                              f"{local}/subscribe>"),
     ]
-    return _mail(_common(subject, message_id, head))
+    return _mail(_common(subject, message_id, head), body)
 
 
 def m365_group(*, group: str = "security-team@example.org", poster: str = POSTER,

@@ -91,7 +91,7 @@ async def record(db: Db, case_id: int, via: Via, actor: str, now: datetime) -> l
     await lists_q.remember(db, case_id, via.list_id, via.address, ours=via.ours)
     await case_q.add_event(db, case_id, at=iso(now), actor=actor, action="via list",
                            new=via.list_id, detail=via.why)
-    return [via.why.capitalize()]
+    return [f"Came {via.why}."]
 
 
 async def unanswerable(db: Db, config: Config, case_id: int, reporter: str) -> str | None:
