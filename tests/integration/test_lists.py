@@ -6,11 +6,14 @@ import asyncio
 import json
 import sys
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
 from mailbot.config import load_config
+from mailbot.jobs import digest
+from mailbot.mail.render import Templates
 from tests.integration.test_staff_commands import staff_reply
 from tests.list_mail import POSTER, google_group, m365_group, mailman2, mailman3, sympa
 from tests.list_mail import with_headers as headed
@@ -184,6 +187,25 @@ async def test_list_traffic_is_listed_by_inbound_ignored(bot: Bot, sink: Sink,
     bad = await mailbot("inbound", "--ignored", "--since", "last week", "--config", config)
     assert bad.code == 2 and "is not a date like 2026-12-01" in bad.err
     assert "Traceback" not in bad.err
+
+
+async def test_weekly_digest_counts_ignored_mail_by_reason(bot: Bot, sink: Sink) -> None:
+    """The digest of an otherwise quiet week says how much mail opened no case, and why,
+    so that a rule swallowing reports is seen."""
+    await bot.send(sympa(), mail_from="security-owner@lists.vendor.example",
+                   to=["security@example.org"])
+    await bot.send(sympa(message_id="<sympa-2@example.net>"),
+                   mail_from="security-owner@lists.vendor.example", to=["security@example.org"])
+    await bot.send(mailman2(digest=True), mail_from="security-bounces@lists.example.org",
+                   to=["mailbot@example.org"])
+    await settle(db_of(bot), 20)
+    store = await bot.open_store()
+    digests = await digest.build(store, bot.config, bot.clock() + timedelta(minutes=1))
+    text, html = digest.render(Templates(), digests, "en", "Europe/Amsterdam")
+    line = ("Mail that opened no case: 3 (mailing list 2, mailing list digest 1); "
+            "`mailbot inbound --ignored` lists each")
+    assert line in text and line in html
+    assert text.count("Mail that opened no case") == 1  # the support inbox had none
 
 
 class Run:
