@@ -163,6 +163,8 @@ async def _check(args: argparse.Namespace, config: Config) -> int:
         print(f"warning: {warning}", file=sys.stderr)
     problems += await asyncio.to_thread(pgpadmin.key_problems, config)
     problems += await _check_imap(config)
+    for warning in await _list_warnings(config):
+        print(f"warning: {warning}", file=sys.stderr)
     for p in problems:
         print(f"error: {p}", file=sys.stderr)
     if problems:
@@ -214,6 +216,29 @@ async def _check_imap(config: Config) -> list[str]:
         print(f"inbox {inbox.name}: IMAP {inbox.imap.mailbox}: OK ({folder.exists} messages,"
               f" UIDVALIDITY {folder.uidvalidity})")
     return problems
+
+
+async def _list_warnings(config: Config) -> list[str]:
+    """Watched IMAP folders whose recent mail mostly comes through a list that is not
+    configured as ours (triage/lists.py); read from the database, never changing it."""
+    from mailbot.store import ignored
+    from mailbot.triage.lists import unconfigured
+
+    watched = [i for i in config.inboxes if i.imap is not None]
+    if not watched or not config.storage.database.exists():
+        return []
+    store = await Store.open(config.storage.database, apply_migrations=False)
+    found = []
+    try:
+        for inbox in watched:
+            assert inbox.imap is not None
+            async with store.read() as db:
+                heads = await ignored.recent_heads(db, inbox.imap.mailbox)
+            if warning := await asyncio.to_thread(unconfigured, heads, inbox):
+                found.append(f"inbox {inbox.name}: IMAP {inbox.imap.mailbox}: {warning}")
+    finally:
+        await store.close()
+    return found
 
 
 async def _status(args: argparse.Namespace, config: Config) -> int:

@@ -34,3 +34,12 @@ async def by_reason(db: Db, since: str, until: str, inbox: str | None = None) ->
         "SELECT reason FROM inbound WHERE status = 'ignored' AND received_at >= ?"
         " AND received_at < ? AND (? IS NULL OR inbox = ?)", (since, until, inbox, inbox))
     return Counter(group(r[0]) for r in rows)
+
+
+async def recent_heads(db: Db, mailbox: str, limit: int = 50) -> list[bytes]:
+    """The first bytes (the headers) of the latest mails taken from an IMAP folder."""
+    prefix = "imap:" + mailbox.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    rows = await db.execute_fetchall(
+        "SELECT substr(raw, 1, 16384) FROM inbound WHERE source = 'imap'"
+        " AND source_ref LIKE ? ESCAPE '\\' ORDER BY id DESC LIMIT ?", (prefix + ":%", limit))
+    return [bytes(r[0]) for r in rows]

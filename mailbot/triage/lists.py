@@ -17,12 +17,15 @@ addresses or the list itself is not taken, and such a case is quiet.
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 
 from mailbot.clock import iso
 from mailbot.config import Config, InboxConfig
 from mailbot.mail.machine import LIST_REASONS, SUBJECT_ONLY, is_auto_reply_subject
+from mailbot.mail.parse import header_block, parse
 from mailbot.models import ListFacts, ParsedMail
 from mailbot.store import Db
 from mailbot.store import cases as case_q
@@ -102,3 +105,23 @@ async def unanswerable(db: Db, config: Config, case_id: int, reporter: str) -> s
         return (f"NOT sent to {address}: it is a mailing list's address, not the "
                 "reporter's; answer them by hand")
     return None
+
+
+def unconfigured(heads: Sequence[bytes], inbox: InboxConfig) -> str | None:
+    """A warning when most of an inbox's recent mail came through a list that is not one
+    of its own: the bot was made a member of a group nobody configured, and that group's
+    posts are ignored (unless they name the inbox) instead of answered."""
+    seen: Counter[str] = Counter()
+    for head in heads:
+        facts = parse(header_block(head) + b"\r\n\r\n").mailing_list
+        if (facts is not None and facts.id not in inbox.list_ids
+                and facts.post_address not in inbox.addresses):
+            seen[facts.id] += 1
+    if len(heads) < 3 or not seen:
+        return None
+    list_id, n = seen.most_common(1)[0]
+    if 2 * n <= len(heads):
+        return None
+    return (f"{n} of the last {len(heads)} mails came through the list {list_id}, which is "
+            f"not in inbox.list_ids: if it is our own group, add list_ids = [\"{list_id}\"] "
+            "to the inbox; otherwise its posts open a case only when they name the inbox")

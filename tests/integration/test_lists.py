@@ -11,9 +11,12 @@ from pathlib import Path
 
 import pytest
 
+from mailbot.cli import main
 from mailbot.config import load_config
 from mailbot.jobs import digest
 from mailbot.mail.render import Templates
+from tests.dovecot import Dovecot
+from tests.imap_support import imap_table, password_file, until, write_imap_config
 from tests.integration.test_staff_commands import staff_reply
 from tests.list_mail import POSTER, google_group, m365_group, mailman2, mailman3, sympa
 from tests.list_mail import with_headers as headed
@@ -221,3 +224,27 @@ async def mailbot(*args: str) -> Run:
     out, err = await asyncio.wait_for(proc.communicate(), 60)
     assert proc.returncode is not None
     return Run(proc.returncode, out.decode(), err.decode())
+
+
+async def test_check_warns_of_a_watched_folder_full_of_an_unconfigured_list(
+    dovecot: Dovecot, sink: Sink, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The bot was made a member of a group nobody configured: once the daemon has taken
+    the folder's mail, `mailbot check` warns, naming the List-Id to add."""
+    user = dovecot.add_user()
+    posts = [sympa(list_address="team@lists.example.org", message_id=f"<t{i}@example.net>")
+             for i in range(3)]
+    await asyncio.to_thread(dovecot.append, user, [*posts, m365_group()])
+    path = write_imap_config(tmp_path, sink.port,
+                             imap_table(dovecot, user, password_file(tmp_path)))
+    config = load_config(path)
+    async with running_bot(config, MovingClock(FRIDAY_EVENING)):
+        await until(lambda: rows(config.storage.database, "SELECT count(*) FROM inbound"
+                                 " WHERE status != 'pending'") == [(4,)])
+    code = await asyncio.to_thread(main, ["check", "--config", str(path), "--log-level",
+                                          "error"])
+    _, err = capsys.readouterr()
+    assert code == 0
+    assert (f"warning: inbox security: IMAP {user}@127.0.0.1/INBOX: 3 of the last 4 mails "
+            "came through the list team.lists.example.org") in err
+    assert 'list_ids = ["team.lists.example.org"]' in err

@@ -16,7 +16,7 @@ from mailbot.mail.pgp import Opened
 from mailbot.models import ParsedMail
 from mailbot.store.ignored import group
 from mailbot.triage.auth import CaseFacts, Kind, speaker
-from mailbot.triage.lists import Via, resolve
+from mailbot.triage.lists import Via, resolve, unconfigured
 from tests.list_mail import (
     POSTER,
     google_group,
@@ -223,3 +223,16 @@ def test_list_ids_and_aliases_are_checked(tmp_path: Path) -> None:
     text = "\n".join(str(x) for x in e.value.errors)
     assert "inbox[0].list_ids" in text and "inbox[0].aliases" in text
     assert "inbox.address" in text
+
+
+def test_check_warns_when_most_recent_mail_is_an_unconfigured_list(config: Config) -> None:
+    """Most of a folder's recent mail through a list that is not ours: a warning naming the
+    List-Id and the key to set; configured lists, a minority or too few mails: none."""
+    inbox = config.inbox("security")
+    foreign = [sympa(message_id=f"<s{i}@example.net>") for i in range(3)]
+    warning = unconfigured([*foreign, m365_group()], inbox)
+    assert warning is not None and "3 of the last 4 mails" in warning
+    assert 'list_ids = ["security.lists.vendor.example"]' in warning
+    assert unconfigured([*foreign, m365_group(), m365_group(), m365_group()], inbox) is None
+    assert unconfigured(foreign[:2], inbox) is None
+    assert unconfigured([google_group(), mailman3(), mailman2(), sympa()], inbox) is None
