@@ -1,4 +1,5 @@
-"""Auto-replies that carry no RFC 3834 header: the providers' own markers, and subjects.
+"""Machine mail beyond RFC 3834: auto-replies by their providers' markers and subjects,
+and what a mailing list's headers say of the list (`list_facts`, at the end).
 
 Gmail, Fastmail, Proton and GMX/Web.de set `Auto-Submitted: auto-replied` (parse.py checks
 it first), but many responders do not: iCloud marks its vacation replies only with
