@@ -128,6 +128,7 @@ _MAILTO: Final = re.compile(r"<mailto:([^<>\s?@]{1,200}@[^<>\s?@]{1,200})(?:\?[^
 _MAILING_LIST: Final = re.compile(r"list\s+([^\s;@]{1,200}@[^\s;@]{1,200})", re.I)
 _DIGEST_SUBJECT: Final = re.compile(r"\bdigest\b.{0,40}\bvol(?:ume)?\b\.?\s*\d", re.I)
 _CLAIMS: Final = ("x-original-from", "x-original-sender", "reply-to")
+_CONTROL: Final = re.compile(r"[\x00-\x1f\x7f\u2028\u2029\x85]")
 
 
 def is_list(header: Callable[[str], str]) -> bool:
@@ -152,4 +153,5 @@ def list_facts(header: Callable[[str], str], address: Callable[[str], str],
              or header("x-ml-name").strip()[:200] or "unknown")
     claims = tuple(dict.fromkeys(a for a in (address(header(n)) for n in _CLAIMS) if a))
     digest = content_type == "multipart/digest" or bool(_DIGEST_SUBJECT.search(subject))
-    return ListFacts(ident.lower(), post_address, digest, claims)
+    # Printed by `mailbot inbound` and shown to staff: no control characters.
+    return ListFacts(_CONTROL.sub("", ident).lower() or "unknown", post_address, digest, claims)

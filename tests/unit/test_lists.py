@@ -236,3 +236,12 @@ def test_check_warns_when_most_recent_mail_is_an_unconfigured_list(config: Confi
     assert unconfigured([*foreign, m365_group(), m365_group(), m365_group()], inbox) is None
     assert unconfigured(foreign[:2], inbox) is None
     assert unconfigured([google_group(), mailman3(), mailman2(), sympa()], inbox) is None
+
+
+def test_list_id_cannot_carry_control_characters(config: Config) -> None:
+    """An attacker puts terminal escapes in a List-Id, which `mailbot inbound` prints and
+    staff see: they are dropped."""
+    raw = (b"From: x@example.com\r\nTo: y@example.com\r\nList-Id: <ev\x1b[2Jil.example.com>"
+           b"\r\nSubject: s\r\n\r\nb\r\n")
+    mail, _ = sort(config, raw)
+    assert mail.machine == "mailing list: ev[2jil.example.com, not addressed to the inbox"
