@@ -10,9 +10,10 @@
 
 A list that rewrites From: for DMARC ("Alice via security <security@…>") puts its own
 address there; the poster is then only claimed (X-Original-From, X-Original-Sender,
-Reply-To). A claim chooses whom a case is answered at, never who speaks as staff
-(`auth.speaker` sees the claim as a plain sender): a claim naming staff, one of our
-addresses or the list itself is not taken, and such a case is quiet.
+Reply-To, or the one other address in Cc). A claim chooses whom a case is answered at,
+never who speaks as staff (`auth.speaker` sees the claim as a plain sender): a claim
+naming staff, one of our addresses or the list itself is not taken, and such a case is
+quiet.
 """
 
 from __future__ import annotations
@@ -60,12 +61,16 @@ def resolve(mail: ParsedMail, inbox: InboxConfig, config: Config) -> tuple[Parse
     mail = replace(mail, machine=machine)
     address = facts.post_address or (mail.from_addr if mail.from_addr in listed else None)
     kind = "our list" if ours else "another list"
-    if mail.from_addr not in own and mail.from_addr not in listed:
+    if not mail.from_problem and mail.from_addr not in own and mail.from_addr not in listed:
         quiet = not ours
         why = f"via {kind} {facts.id}" + ("" if ours else ": not answered automatically")
         return mail, Via(facts.id, ours, address, quiet, why)
-    # From: is the list's own: the list rewrote it (DMARC). Whom to answer is a claim.
-    poster = next((c for c in facts.claims
+    # From: is the list's own (the list rewrote it for DMARC), or no one address (then
+    # `from_addr` is the envelope's, the list's bounce address). Whom to answer is a claim:
+    # a list that sets Reply-To to itself puts the poster in Cc (Mailman 3), alone there.
+    others = [a for a in mail.cc if a not in own and a not in listed]
+    claims = (*facts.claims, *others[:1]) if len(others) == 1 else facts.claims
+    poster = next((c for c in claims
                    if c not in own and c not in listed and not config.is_staff(c)), None)
     if poster is None:
         why = (f"via {kind} {facts.id}, which rewrote From: and names no poster we may "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -245,3 +246,30 @@ def test_list_id_cannot_carry_control_characters(config: Config) -> None:
            b"\r\nSubject: s\r\n\r\nb\r\n")
     mail, _ = sort(config, raw)
     assert mail.machine == "mailing list: ev[2jil.example.com, not addressed to the inbox"
+
+
+def test_mailman3_reply_to_list_names_the_poster_in_cc(config: Config) -> None:
+    """Mailman 3 with replies going to the list sets Reply-To to itself and copies the
+    poster in Cc: the poster is the one other address there."""
+    raw = mailman3().replace(b"Reply-To: Rita Researcher <rita@example.net>",
+                             b"Reply-To: security@lists.example.org\r\n"
+                             b"Cc: Rita Researcher <rita@example.net>")
+    mail, via = sort(config, raw)
+    assert mail.from_addr == POSTER and via is not None and not via.quiet
+    two = raw.replace(b"Cc: Rita Researcher <rita@example.net>",
+                      b"Cc: rita@example.net, mallory@example.com")
+    mail, via = sort(config, two)
+    assert mail.from_addr == "security@lists.example.org" and via is not None and via.quiet
+
+
+def test_list_mail_without_one_from_address_answers_no_bounce_address(config: Config) -> None:
+    """A list post whose From: holds two addresses: the envelope sender (the list's bounce
+    address) is never taken for the poster; the list's claim is."""
+    raw = mailman2(rewrite=False).replace(b"From: Rita Researcher <rita@example.net>",
+                                          b"From: a@example.com, b@example.com\r\n"
+                                          b"X-Original-From: rita@example.net")
+    mail = parse(raw)
+    assert mail.from_problem
+    mail = replace(mail, from_addr="security-bounces@lists.example.org", from_name="")
+    mail, via = resolve(mail, config.inbox("security"), config)
+    assert mail.from_addr == POSTER and via is not None and via.ours
