@@ -94,6 +94,11 @@ def _list_addresses(facts: ListFacts) -> set[str]:
     return found
 
 
+def noted(reason: str | None, via: Via | None) -> str | None:
+    """A mail's reason on its case, with the list it came through."""
+    return "; ".join(r for r in (reason, via.why if via else None) if r) or None
+
+
 async def record(db: Db, case_id: int, via: Via, actor: str, now: datetime) -> list[str]:
     """The case is marked as reached through the list; what staff are told of it."""
     await lists_q.remember(db, case_id, via.list_id, via.address, ours=via.ours)

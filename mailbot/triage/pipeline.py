@@ -254,7 +254,8 @@ class Pipeline:
                 return Decision(Disposition.IGNORE, who.reason)
             return Decision(Disposition.OPEN)
         # Recorded on its case; machine mail is never answered and never reopens it.
-        return Decision(Disposition.APPEND, who.reason, case, who.kind, who.trusted)
+        return Decision(Disposition.APPEND, lists.noted(who.reason, prepared.via), case,
+                        who.kind, who.trusted)
 
     async def _apply(
         self, db: Db, row: InboundRow, prepared: Prepared, decision: Decision

@@ -128,6 +128,28 @@ async def test_report_through_another_list_is_shown_never_answered(bot: Bot,
     assert VENDOR not in sent_to(bot) and POSTER in sent_to(bot)
 
 
+async def test_follow_up_through_another_list_joins_the_case_unanswered(bot: Bot,
+                                                                          sink: Sink) -> None:
+    """The poster answers their own post on the vendor's list, still copying us: the mail
+    joins the case as a follow-up marked via that list, staff hear of it, the poster and
+    the list get nothing."""
+    await bot.send(sympa(cc="security@example.org"),
+                   mail_from="security-owner@lists.vendor.example", to=["security@example.org"])
+    await sink.wait_for(1, to=ALICE)
+    follow_up = sympa(cc="security@example.org", message_id="<sympa-2@example.net>",
+                      subject="Re: [security] XSS in /search").replace(
+        b"X-Loop:", b"In-Reply-To: <sympa-1@example.net>\r\nX-Loop:")
+    await bot.send(follow_up, mail_from="security-owner@lists.vendor.example",
+                   to=["security@example.org"])
+    await sink.wait_for(2, to=ALICE)
+    await settle(db_of(bot), 20)
+    assert rows(db_of(bot), "SELECT count(*) FROM cases") == [(1,)]
+    assert ("follow-up", None, "via another list security.lists.vendor.example, which "
+            "rewrote From:; the poster rita@example.net is as the list claims it; not "
+            "answered automatically") in events(bot)
+    assert sorted(sent_to(bot)) == sorted([ALICE, "bob@example.org"] * 2)
+
+
 async def test_reply_is_refused_when_the_list_named_no_poster(bot: Bot, sink: Sink) -> None:
     """A foreign list rewrote From: and kept no poster: the case is the list's, and a
     staff #reply is refused rather than sent to the list."""
