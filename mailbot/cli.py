@@ -399,6 +399,8 @@ async def _inbound(args: argparse.Namespace, config: Config) -> int:
     if not rows:
         print("no ignored mail" + (f" since {args.since}" if args.since else ""),
               file=sys.stderr)
+    elif len(rows) == ignored.LIMIT:
+        print(f"only the latest {ignored.LIMIT} shown: narrow with --since", file=sys.stderr)
     return 0
 
 

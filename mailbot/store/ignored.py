@@ -18,14 +18,18 @@ def group(reason: str | None) -> str:
     return next((g for g in _GROUPS if text.startswith(g)), text[:60])
 
 
-async def listing(db: Db, since: str | None = None, limit: int = 10000) -> list[dict[str, object]]:
-    """Ignored mail in arrival order, received at or after `since` (ISO 8601)."""
+LIMIT = 10000  # rows `mailbot inbound --ignored` prints at most
+
+
+async def listing(db: Db, since: str | None = None, limit: int = LIMIT) -> list[dict[str, object]]:
+    """Ignored mail received at or after `since` (ISO 8601) in arrival order: the latest
+    `limit` of it."""
     rows = await db.execute_fetchall(
         "SELECT id, received_at, source, mail_from, inbox, message_id, reason FROM inbound"
-        " WHERE status = 'ignored' AND received_at >= ? ORDER BY received_at, id LIMIT ?",
-        (since or "", limit))
+        " WHERE status = 'ignored' AND received_at >= ? ORDER BY received_at DESC, id DESC"
+        " LIMIT ?", (since or "", limit))
     keys = ("id", "received_at", "source", "mail_from", "inbox", "message_id", "reason")
-    return [dict(zip(keys, r, strict=True)) for r in rows]
+    return [dict(zip(keys, r, strict=True)) for r in reversed(rows)]
 
 
 async def by_reason(db: Db, since: str, until: str, inbox: str | None = None) -> Counter[str]:
