@@ -29,7 +29,7 @@ async def listing(db: Db, since: str | None = None, limit: int = LIMIT) -> list[
         " WHERE status = 'ignored' AND received_at >= ? ORDER BY received_at DESC, id DESC"
         " LIMIT ?", (since or "", limit))
     keys = ("id", "received_at", "source", "mail_from", "inbox", "message_id", "reason")
-    return [dict(zip(keys, r, strict=True)) for r in reversed(rows)]
+    return [dict(zip(keys, r, strict=True)) for r in list(rows)[::-1]]
 
 
 async def by_reason(db: Db, since: str, until: str, inbox: str | None = None) -> Counter[str]:
