@@ -135,6 +135,16 @@ class InboxConfig:
     imap: ImapConfig | None = None
     notify: tuple[str, ...] = ()  # who hears of new cases and follow-ups; () = all staff
     staff_auth: tuple[str, ...] = ("reply-token",)  # proofs that a mail is from staff
+    # Our own mailing lists or groups that deliver to this inbox (their List-Id): their
+    # posts are mail to the inbox (triage/lists.py). Aliases: other addresses of the inbox,
+    # such as the group's own when the bot is one of its members.
+    list_ids: tuple[str, ...] = ()
+    aliases: tuple[str, ...] = ()
+
+    @property
+    def addresses(self) -> tuple[str, ...]:
+        """The inbox address and its aliases, lower-cased."""
+        return (self.address.lower(), *(a.lower() for a in self.aliases))
 
     @property
     def domain(self) -> str:
@@ -228,9 +238,13 @@ class Config:
         local, _, domain = address.lower().partition("@")
         local = local.split("+", 1)[0]
         for inbox in self.inboxes:
-            if inbox.address.lower() == f"{local}@{domain}":
+            if f"{local}@{domain}" in inbox.addresses:
                 return inbox
         return None
+
+    def own_addresses(self) -> frozenset[str]:
+        """Every address of every inbox, aliases too: never a reporter's."""
+        return frozenset(a for inbox in self.inboxes for a in inbox.addresses)
 
     def inbox(self, name: str) -> InboxConfig:
         for inbox in self.inboxes:
@@ -346,7 +360,8 @@ def parse_config(data: Mapping[str, Any], path: Path | None) -> Config:
     if "inbox" not in top:
         r.error("inbox", "at least one [[inbox]] is required")
     r.unique([b.name for b in inboxes], "inbox.name")
-    r.unique([b.address.lower() for b in inboxes], "inbox.address")
+    r.unique([a for b in inboxes for a in b.addresses], "inbox.address")
+    r.unique([x for b in inboxes for x in b.list_ids], "inbox.list_ids")
     r.unique([b.prefix for b in inboxes], "inbox.prefix")
     r.unique([b.imap.mailbox for b in inboxes if b.imap], "inbox.imap")
 
@@ -592,7 +607,7 @@ class _Reader:
     def inbox(self, i: int, raw: Any, policies: Mapping[str, PolicyConfig]) -> InboxConfig | None:
         k = f"inbox[{i}]"
         t = self.table(raw, k, {"name", "address", "prefix", "policy", "language", "pgp_key",
-                                "imap", "notify", "staff_auth"})
+                                "imap", "notify", "staff_auth", "list_ids", "aliases"})
         missing = [f for f in ("name", "address", "prefix", "policy") if f not in t]
         for f in missing:
             self.error(f"{k}.{f}", "is required")
@@ -625,8 +640,19 @@ class _Reader:
         bad = [p for p in proofs if p not in STAFF_PROOFS]
         if bad or not proofs:
             self.error(f"{k}.staff_auth", f"expected a list of: {', '.join(STAFF_PROOFS)}")
+        list_ids: list[Any] = self.get(t, f"{k}.list_ids", list, [])
+        for x in list_ids:
+            if not isinstance(x, str) or not re.fullmatch(r"[^<>\s@]{1,250}", x):
+                self.error(f"{k}.list_ids", f"{x!r} is not a List-Id such as "
+                           "\"security.example.org\" (without the <>)")
+        aliases: list[Any] = self.get(t, f"{k}.aliases", list, [])
+        for a in aliases:
+            if not isinstance(a, str) or not _is_address(a):
+                self.error(f"{k}.aliases", f"{a!r} is not a mail address")
         return InboxConfig(name, address, prefix, policy, language, pgp_key, imap,
-                           tuple(str(a) for a in notify), tuple(str(p) for p in proofs))
+                           tuple(str(a) for a in notify), tuple(str(p) for p in proofs),
+                           tuple(str(x).lower() for x in list_ids),
+                           tuple(str(a) for a in aliases))
 
     def imap(self, k: str, raw: dict[str, Any]) -> ImapConfig | None:
         t = self.table(raw, k, {"host", "port", "tls", "ca_file", "username", "password_file",

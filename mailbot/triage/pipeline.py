@@ -34,7 +34,7 @@ from mailbot.store import inbound as inbound_q
 from mailbot.store import keys as keys_q
 from mailbot.store import notices as notices_q
 from mailbot.store.inbound import InboundRow
-from mailbot.triage import actions, commands, letters
+from mailbot.triage import actions, commands, letters, lists
 from mailbot.triage.auth import CaseFacts, Kind, named_ids, speaker
 from mailbot.triage.crypto import Crypto, KeyChoice, Sealer, note
 from mailbot.triage.threads import find_case
@@ -82,6 +82,7 @@ class Prepared:
     opened: Opened = _AS_RECEIVED  # what PGP made of it (parse always sets it)
     offered_key: str | None = None  # the fingerprint of a key it offered for its sender
     failure: str | None = None  # a reason to quarantine found before the transaction
+    via: lists.Via | None = None  # the mailing list it came through (and is not bulk of)
 
 
 def _deliveries(
@@ -151,11 +152,13 @@ class Pipeline:
             # From: is not one plain address: what mail systems read there is anyone's
             # guess, so a case is answered at the envelope sender only (never staff).
             mail = replace(mail, from_addr=envelope_address(row.mail_from), from_name="")
+        # List mail: ours, a report through another's list, or bulk (triage/lists.py).
+        mail, via = lists.resolve(mail, self._inbox(row), self.config)
         dkim = _UNSIGNED
         if (mail.from_addr and not mail.from_problem and self.config.is_staff(mail.from_addr)
                 and "dkim" in self._inbox(row).staff_auth):
             dkim = verify(row.raw, self.dkim_dns)
-        return Prepared(mail, dkim, opened, offered, failure)
+        return Prepared(mail, dkim, opened, offered, failure, via)
 
     def parse_all(self, rows: Sequence[InboundRow]) -> list[Prepared]:
         """Each row parsed, in order. PGP mail waits on gpg processes: several of those run
@@ -299,7 +302,8 @@ class Pipeline:
                 return Decision(Disposition.IGNORE, who.reason)
             return Decision(Disposition.OPEN)
         # Recorded on its case; machine mail is never answered and never reopens it.
-        return Decision(Disposition.APPEND, who.reason, case, who.kind, who.trusted)
+        return Decision(Disposition.APPEND, lists.noted(who.reason, prepared.via), case,
+                        who.kind, who.trusted)
 
     async def _apply(
         self, db: Db, row: InboundRow, prepared: Prepared, decision: Decision
@@ -348,6 +352,8 @@ class Pipeline:
             detail=f"first response due {iso(due.first_response_due)}",
         )
         remarks = await self._pgp_remarks(db, case_id, pgp, now) + ([key_note] if key_note else [])
+        if prepared.via is not None:
+            remarks += await lists.record(db, case_id, prepared.via, mail.from_addr, now)
         hour_ago = iso(received - timedelta(hours=1))
         limits = self.config.limits
         facts = await case_q.ack_facts(db, mail.from_addr, hour_ago, limits.acks_per_hour)
@@ -375,16 +381,21 @@ class Pipeline:
             ),
             now,
         )
-        choice = await self.crypto.reporter_key(db, case_id, mail.from_addr)
-        seal = self.crypto.sealer(inbox, choice.fingerprint, ref,
-                                  required="ack" in policy.require_encryption)
-        queued = await letters.queue(
-            db, purpose=f"ack:{ref}", case_id=case_id, kind="ack", mail=ack,
-            envelope_from=inbox.address, at=now, seal=seal,
-        )
-        acked = int(queued.outbox_id is not None)
-        remarks.append(await self._sealing_note(db, case_id, "acknowledgement", choice, seal,
-                                                now))
+        acked = 0
+        if prepared.via is not None and prepared.via.quiet:
+            await case_q.add_event(db, case_id, at=iso(now), actor="mailbot",
+                                   action="acknowledgement withheld", detail=prepared.via.why)
+        else:
+            choice = await self.crypto.reporter_key(db, case_id, mail.from_addr)
+            seal = self.crypto.sealer(inbox, choice.fingerprint, ref,
+                                      required="ack" in policy.require_encryption)
+            queued = await letters.queue(
+                db, purpose=f"ack:{ref}", case_id=case_id, kind="ack", mail=ack,
+                envelope_from=inbox.address, at=now, seal=seal,
+            )
+            acked = int(queued.outbox_id is not None)
+            remarks.append(await self._sealing_note(db, case_id, "acknowledgement", choice,
+                                                    seal, now))
         view = letters.CaseView(ref, subject, "new", mail.from_addr, mail.from_name or None,
                                 due.first_response_due, due.resolution_due)
         notified = await self._notify(db, row, inbox, case_id, view, mail, "new", now, remarks)
@@ -486,15 +497,20 @@ class Pipeline:
                 update = letters.reporter_update(
                     self.templates, inbox, policy, case, applied.reporter_news,
                     applied.reply_text, thread, now)
-                choice = await self.crypto.reporter_key(db, int(case["id"]), case["reporter"])
-                seal = self.crypto.sealer(inbox, choice.fingerprint, case["ref"],
-                                          required="update" in policy.require_encryption)
-                q = await letters.queue(db, purpose=f"reporter:{row.id}",
-                                        case_id=int(case["id"]), kind="reply", mail=update,
-                                        envelope_from=inbox.address, at=now, seal=seal)
-                queued += q.outbox_id is not None
-                remarks.append(await self._sealing_note(db, int(case["id"]), "update", choice,
-                                                        seal, now))
+                if listed := await lists.unanswerable(db, self.config, int(case["id"]),
+                                                      case["reporter"]):
+                    remarks.append(listed)
+                else:
+                    choice = await self.crypto.reporter_key(db, int(case["id"]),
+                                                            case["reporter"])
+                    seal = self.crypto.sealer(inbox, choice.fingerprint, case["ref"],
+                                              required="update" in policy.require_encryption)
+                    q = await letters.queue(db, purpose=f"reporter:{row.id}",
+                                            case_id=int(case["id"]), kind="reply", mail=update,
+                                            envelope_from=inbox.address, at=now, seal=seal)
+                    queued += q.outbox_id is not None
+                    remarks.append(await self._sealing_note(db, int(case["id"]), "update",
+                                                            choice, seal, now))
         notice = letters.transcript(self.templates, inbox, str(case["ref"]), mail.from_addr,
                                     mail, errors, done, bool(queued), now, remarks)
         q = await letters.queue(db, purpose=f"transcript:{row.id}", case_id=int(case["id"]),
