@@ -4,8 +4,9 @@ queue, data directory and log in a temp dir, SMTP on a free loopback port, in th
 It never touches the system's Postfix service or /etc/postfix (only read: the package's
 `postfix-files`). Postfix starts as root (its master drops to the `postfix` user), so these
 fixtures need root. Mail for example.org goes to mailbot (over LMTP or SMTP); mail for
-example.net, example.com and exämple.org is delivered by Postfix's virtual(8) agent into Maildirs under
-`mail/`, where mailbot's acknowledgements and notifications land when it relays through us.
+example.net, example.com and exämple.org is delivered by Postfix's virtual(8) agent into
+Maildirs under `mail/`, where mailbot's acknowledgements and notifications land when it
+relays through us.
 
 The set-gid `postdrop` and `postqueue` ignore `MAIL_CONFIG` (and a `-c` directory not
 listed in /etc/postfix/main.cf); copies without the set-gid bit, in our own
