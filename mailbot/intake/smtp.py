@@ -116,6 +116,10 @@ class _Fast(SMTP):
     def __init__(self, handler: IntakeHandler, listener: Listener, **kwargs: Any) -> None:
         super().__init__(handler, **kwargs)
         self.listener = listener
+        # aiosmtpd reads commands from a buffer and keeps what follows DATA (see
+        # `read_block`), so it can announce PIPELINING (RFC 2920; LMTP requires it).
+        self._handle_hooks["EHLO"] = self._ehlo
+        self._ehlo_hook_ver = "new"
         self._ip: str | None = None  # set while the session counts against the caps
         self._refused = False
         self._data_deadline: float | None = None  # set while a DATA block is read
@@ -161,6 +165,11 @@ class _Fast(SMTP):
                      now - (self._data_deadline - c.data_max_seconds))
             self._writer.write(DATA_TIMEOUT.encode() + b"\r\n")
         super()._timeout_cb()  # type: ignore[no-untyped-call]
+
+    async def _ehlo(self, server: SMTP, session: Session, envelope: Envelope, hostname: str,
+                    responses: list[str]) -> list[str]:
+        session.host_name = hostname
+        return [*responses[:-1], "250-PIPELINING", responses[-1]]
 
     def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
         m = _PLAIN_PATH.match(arg)

@@ -8,7 +8,6 @@ import asyncio
 import contextlib
 import os
 import ssl
-import subprocess
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -20,6 +19,7 @@ from mailbot.intake.smtp import IntakeHandler, make_protocol
 from mailbot.store import Store
 from mailbot.store import inbound as inbound_q
 from tests.support import FRIDAY_EVENING, Bot, MovingClock, Sink, running_bot
+from tests.tls_support import make_certificate
 
 BODY = (b"From: Rita <researcher@example.net>\r\nTo: security@example.org\r\n"
         b"Subject: dots\r\nMessage-ID: <dots@example.net>\r\n\r\n"
@@ -341,15 +341,6 @@ async def test_spooled_mails_wait_for_the_memory_budget_and_are_all_stored(
         replies = await asyncio.gather(*(one(m) for m in mails))
         assert all(r.startswith("250") for r in replies), replies
         assert sorted(await stored(bot)) == sorted(mails)
-
-
-def make_certificate(directory: Path) -> tuple[Path, Path]:
-    """A self-signed certificate for localhost, made with openssl for this test."""
-    cert, key = directory / "cert.pem", directory / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-                    "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost",
-                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
-    return cert, key
 
 
 async def test_starttls_is_offered_and_mail_goes_over_it(
