@@ -148,7 +148,12 @@ class _Fast(SMTP):
             self._ip = None
         super().connection_lost(error)
 
+    def eof_received(self) -> bool | None:
+        return False if self._refused else super().eof_received()
+
     def data_received(self, data: bytes) -> None:
+        if self._refused:
+            return
         if self._data_deadline is not None:
             self._last_byte = self.loop.time()
         super().data_received(data)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import ssl
 import time
@@ -290,11 +291,12 @@ async def test_a_trickling_client_is_closed_after_data_max_seconds(
 
 
 async def test_connections_past_the_caps_get_421_and_the_rest_go_on(
-    tmp_path: Path, sink: Sink, write_config: Callable[..., Path]
+    tmp_path: Path, sink: Sink, write_config: Callable[..., Path],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     """An attacker opens idle sessions to take every slot: past `max_connections_per_ip`
-    his next one gets 421, another address still gets in until `max_connections`, and a
-    slot freed is taken again."""
+    his next one gets 421, another address still gets in until `max_connections`, a slot
+    freed is taken again, and no error is logged on the way."""
     async with bot_with(tmp_path, sink, "max_connections = 3\nmax_connections_per_ip = 2",
                         write_config) as bot:
         held = [await Wire.open(bot.port), await Wire.open(bot.port)]
@@ -321,6 +323,7 @@ async def test_connections_past_the_caps_get_421_and_the_rest_go_on(
         for w in (held[1], other, again):
             await w.close()
         assert await stored(bot) == [b"Subject: x\r\n", b"Subject: y\r\n"]
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
 
 
 async def test_spooled_mails_wait_for_the_memory_budget_and_are_all_stored(
