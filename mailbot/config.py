@@ -48,7 +48,7 @@ class SmtpInConfig:
     data_max_seconds: float = 600.0  # seconds for one whole DATA block
     # Mails read to a spool file (larger ones) are loaded to be stored this many bytes at
     # once at most; the rest wait their turn.
-    memory_budget: int = 64 * 1024 * 1024
+    memory_budget: int = 32 * 1024 * 1024
     tls_cert: Path | None = None  # PEM; with tls_key, STARTTLS is offered
     tls_key: Path | None = None
     require_tls: bool = False  # peers outside loopback must STARTTLS before MAIL

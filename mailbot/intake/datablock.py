@@ -21,6 +21,9 @@ from typing import BinaryIO
 
 END = b"\r\n.\r\n"
 BLOCK = 256 * 1024  # bytes read in one go before spooling; nearly every text mail fits
+# While spooling, the stream's buffer is emptied past this many bytes (the transport
+# pauses reading at twice as much): what a connection holds in memory meanwhile.
+SPOOL_CHUNK = 64 * 1024
 
 
 class Refused(Exception):
@@ -62,17 +65,20 @@ def unstuff(data: bytes) -> bytes:
 
 
 class _Unstuffer:
-    """`unstuff` over a stream of chunks: a CRLF (or CR) at a chunk's end waits for the next."""
+    """`unstuff` over a stream of chunks: a CRLF (or CR) at a chunk's end waits for the next.
+    A chunk with no dot to take off (any base64 attachment) is passed on without a copy."""
 
     def __init__(self) -> None:
         self.carry = b""
         self.skip = 2  # the DATA line's CRLF
 
-    def feed(self, chunk: bytes) -> bytes:
-        s = self.carry + chunk
+    def feed(self, chunk: bytes) -> bytes | memoryview:
+        s = self.carry + chunk if self.carry else chunk
         keep = 2 if s.endswith(b"\r\n") else 1 if s.endswith(b"\r") else 0
-        out = s[:len(s) - keep].replace(b"\r\n.", b"\r\n")
-        self.carry = s[len(s) - keep:]
+        end = len(s) - keep
+        out: bytes | memoryview
+        out = s[:end].replace(b"\r\n.", b"\r\n") if b"\r\n." in s else memoryview(s)[:end]
+        self.carry = s[end:]
         if self.skip:
             out, self.skip = out[self.skip:], max(0, self.skip - len(out))
         return out
@@ -97,6 +103,7 @@ async def read_block(
         try:
             data = await reader.readuntil(END)
         except asyncio.LimitOverrunError as e:
+            reader._limit = SPOOL_CHUNK  # type: ignore[attr-defined]
             return await _spool(reader, e.consumed, max_size, spool_dir)
         if len(data) - len(END) > max_size:
             raise Refused(TOO_BIG)
@@ -129,12 +136,13 @@ async def _spool(
             if refusal is None and received - 2 > max_size:
                 refusal = TOO_BIG
             if refusal is None:
-                out = unstuffer.feed(chunk) + (unstuffer.end() if last else b"")
                 try:
                     if spool is None:
                         spool = await asyncio.to_thread(_open_spool, spool_dir)
-                    await asyncio.to_thread(spool.write, out)
-                    size += len(out)
+                    for out in (unstuffer.feed(chunk), unstuffer.end() if last else b""):
+                        if out:
+                            await asyncio.to_thread(spool.write, out)
+                            size += len(out)
                 except OSError:
                     refusal = NO_SPOOL
             if last:

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from mailbot.config import load_config
+from mailbot.intake.durable import Delivery, accept_many
 from mailbot.intake.smtp import IntakeHandler, make_protocol
 from mailbot.store import Store
 from mailbot.store import inbound as inbound_q
@@ -407,3 +408,22 @@ async def test_require_tls_refuses_mail_in_clear_from_outside_loopback(
         server.close()
         await server.wait_closed()
         await store.close()
+
+
+async def test_the_worker_takes_large_mails_in_batches_bounded_by_bytes(tmp_path: Path) -> None:
+    """Pending rows come in batches of at most `max_bytes` of raw mail (at least one row),
+    so a burst of large mails is never parsed twenty at once."""
+    store = await Store.open(tmp_path / "mailbot.db")
+    try:
+        await accept_many(store, [
+            Delivery(raw=b"x" * size + b"%d" % i, source="smtp", inbox="security",
+                     rcpt_to=["security@example.org"])
+            for i, size in enumerate((10, 10, 10, 100))], MovingClock(FRIDAY_EVENING))
+        async with store.read() as db:
+            batches = [[len(r.raw) for r in await inbound_q.pending(db, limit=20, max_bytes=m)]
+                       for m in (15, 25, 5)]
+            after = await inbound_q.pending(db, after=3, limit=20, max_bytes=5)
+    finally:
+        await store.close()
+    assert batches == [[11, 11], [11, 11, 11], [11]]
+    assert [len(r.raw) for r in after] == [101]
