@@ -28,7 +28,13 @@ from mailbot.config import Config, SmtpInConfig
 from mailbot.errors import TransientError
 from mailbot.intake.datablock import Block, Refused, read_block
 from mailbot.intake.durable import Delivery, GroupCommit
-from mailbot.intake.limits import Connections, MemoryGate, quiet_accept_errors, session_cap
+from mailbot.intake.limits import (
+    Connections,
+    MemoryGate,
+    quiet_accept_errors,
+    return_large_blocks,
+    session_cap,
+)
 from mailbot.intake.tls import is_loopback, server_context
 from mailbot.store import Store
 
@@ -248,6 +254,7 @@ def make_protocol(
     cls = _FastLMTP if c.protocol == "lmtp" else _Fast
     loop = asyncio.get_running_loop()
     quiet_accept_errors(loop)
+    return_large_blocks()
     listener = Listener(
         config=c, connections=Connections(session_cap(c.max_connections),
                                           c.max_connections_per_ip),
