@@ -1,16 +1,20 @@
-"""The listener's pure parts: dot-unstuffing over chunks, the caps, the memory gate, and the
-accept-error log."""
+"""The listener's parts alone: reading a DATA block (over a real StreamReader), dot-unstuffing
+over chunks, the caps, the memory gate, the accept-error log and the file limit."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mailbot.intake.datablock import _Unstuffer, unstuff
+from mailbot.intake.datablock import Refused, _Unstuffer, read_block, unstuff
 from mailbot.intake.limits import ACCEPT_ERROR, Connections, MemoryGate, quiet_accept_errors
 from mailbot.intake.tls import is_loopback
 
@@ -97,3 +101,47 @@ async def test_accept_errors_are_logged_once_per_interval(
 def test_only_loopback_peers_are_exempt_from_require_tls(peer: object, local: bool) -> None:
     """require_tls exempts this host alone, also as an IPv4-mapped IPv6 address."""
     assert is_loopback(peer) is local
+
+
+async def test_a_block_that_cannot_be_spooled_gets_451_and_the_session_stays_in_step(
+    tmp_path: Path,
+) -> None:
+    """When the spool cannot be written (here: its directory is a file; a full disk alike),
+    the block is read to its end marker, refused with 451, and what follows is the next
+    command."""
+    reader = asyncio.StreamReader(limit=1024)
+    big = b"Subject: big\r\n\r\n" + (b"z" * 98 + b"\r\n") * 5000
+    reader.feed_data(big + b".\r\nQUIT\r\n")
+    reader.feed_eof()
+    (tmp_path / "file").write_text("")
+    with pytest.raises(Refused) as refused:
+        await read_block(reader, max_size=10**6, spool_dir=tmp_path / "file", block=4096)
+    assert refused.value.reply.startswith("451 4.3.1")
+    assert await reader.readline() == b"QUIT\r\n"
+
+
+async def test_a_large_block_is_spooled_to_a_private_file(tmp_path: Path) -> None:
+    """A block past the in-memory size lands, unstuffed, in a spool file only we can read."""
+    reader = asyncio.StreamReader(limit=1024)
+    big = b"Subject: big\r\n\r\n" + (b"..dot\r\n" + b"z" * 98 + b"\r\n") * 500
+    reader.feed_data(big + b".\r\nQUIT\r\n")
+    reader.feed_eof()
+    block = await read_block(reader, max_size=10**6, spool_dir=tmp_path, block=4096)
+    try:
+        assert block.spool is not None
+        assert os.fstat(block.spool.fileno()).st_mode & 0o777 == 0o600
+        assert await block.load() == big.replace(b"\r\n..", b"\r\n.")
+    finally:
+        await block.close()
+    assert await reader.readline() == b"QUIT\r\n"
+
+
+def test_max_connections_is_lowered_to_what_the_file_limit_allows() -> None:
+    """A process allowed 200 open files takes at most 136 sessions (64 spare for the
+    database, spools and gpg), however many max_connections asks for."""
+    code = ("import resource; resource.setrlimit(resource.RLIMIT_NOFILE, (200, 200)); "
+            "from mailbot.intake.limits import session_cap; print(session_cap(1000), "
+            "session_cap(50))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.split()
+    assert out == ["136", "50"]
