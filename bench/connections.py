@@ -1,9 +1,11 @@
 """Listener under many connections: idle sessions beside a paced sender, and many large
 DATA transfers at once, against `mailbot run` in a child process.
 
-    python bench/connections.py                       # both, at the issue's sizes
-    python bench/connections.py --only idle --idle 1000 --rate 20 --paced 200
-    python bench/connections.py --only big --big 100 --big-mb 20
+    python bench/connections.py                 # both, at the issue's sizes (--count 1000)
+    python bench/connections.py --only idle --count 1000 --rate 20
+    python bench/connections.py --only big --count 1000 --big-mb 20
+
+`--count N`: N idle sessions, N/5 paced mails, N/10 large transfers.
 
 Prints, for the idle run: how many idle sessions the listener held and refused, and the
 paced sender's time from connect to the `250` after DATA (p50, p99, max). It runs twice:
@@ -216,22 +218,21 @@ def raise_file_limit() -> None:
 async def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--only", choices=["idle", "big"])
-    ap.add_argument("--idle", type=int, default=1000)
-    ap.add_argument("--paced", type=int, default=200)
-    ap.add_argument("--rate", type=float, default=20.0)
-    ap.add_argument("--big", type=int, default=100)
-    ap.add_argument("--big-mb", type=int, default=20)
+    ap.add_argument("--count", type=int, default=1000,
+                    help="idle sessions; a fifth as many paced mails, a tenth large transfers")
+    ap.add_argument("--rate", type=float, default=20.0, help="paced mails per second")
+    ap.add_argument("--big-mb", type=int, default=20, help="size of each large transfer")
     args = ap.parse_args()
+    idle, paced, big = args.count, max(1, args.count // 5), max(1, args.count // 10)
     raise_file_limit()
     print(f"open-file limit {resource.getrlimit(resource.RLIMIT_NOFILE)[0]}, "
           f"{os.cpu_count()} CPUs")
     if args.only in (None, "idle"):
-        print(f"{args.idle} idle connections beside a paced sender:")
-        await idle_run(f"max_connections = {args.idle + 100}", args.idle, 20, args.paced,
-                       args.rate)
-        await idle_run("", args.idle, args.idle, args.paced, args.rate)
+        print(f"{idle} idle connections beside a paced sender:")
+        await idle_run(f"max_connections = {idle + 100}", idle, 20, paced, args.rate)
+        await idle_run("", idle, idle, paced, args.rate)
     if args.only in (None, "big"):
-        await big_run(args.big, args.big_mb)
+        await big_run(big, args.big_mb)
 
 
 if __name__ == "__main__":

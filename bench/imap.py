@@ -122,9 +122,13 @@ async def bench(server: Dovecot, work: Path, n: int, latencies: int) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--count", type=int, default=5000)
-    ap.add_argument("--latency", type=int, default=100)
+    ap.add_argument("--count", type=int, default=5000, help="messages waiting at the start")
+    ap.add_argument("--latency", type=int,
+                    help="new mails timed one by one (default: 100, at most a quarter of"
+                         " --count: each takes Dovecot's half second)")
     args = ap.parse_args()
+    if args.latency is None:
+        args.latency = max(1, min(100, args.count // 4))
     server = Dovecot()
     server.start()
     try:

@@ -29,18 +29,18 @@ from pathlib import Path
 
 import aiosmtplib
 from aiosmtpd.smtp import SMTP, Envelope, Session
+from corpus import generate, write  # type: ignore[import-not-found]
 
 ROOT = Path(__file__).resolve().parents[1]
-MAKE_CORPUS = ROOT.parent / "shared" / "tools" / "make_corpus.py"
 PROFILE = os.environ.get("MAILBOT_BENCH_PROFILE")  # a file: run the daemon under cProfile
 STAFF = 1  # set by --staff
 
 
 def corpus(count: int, seed: int, out: Path) -> list[bytes]:
+    """The mails of bench/corpus.py's mbox for this count and seed, as `import` reads it."""
     mbox = out / f"corpus-{count}-{seed}.mbox"
     if not mbox.exists():
-        subprocess.run([sys.executable, str(MAKE_CORPUS), "--count", str(count), "--seed",
-                        str(seed), "--out", str(mbox)], check=True)
+        write(generate(count, seed), mbox)
     box = mailbox.mbox(mbox, factory=None, create=False)
     mails = [box.get_bytes(k) for k in box.iterkeys()]
     box.close()
@@ -226,10 +226,13 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--clients", type=int, default=8)
     ap.add_argument("--paced-rate", type=float, default=50.0)
-    ap.add_argument("--paced-count", type=int, default=500)
+    ap.add_argument("--paced-count", type=int,
+                    help="mails of the paced run (default: 500, at most --count)")
     ap.add_argument("--staff", type=int, default=1,
                     help="staff members notified of each mail (0: acknowledgements only)")
     args = ap.parse_args()
+    if args.paced_count is None:
+        args.paced_count = min(500, args.count)
     global STAFF
     STAFF = args.staff
     os.chdir(ROOT)
@@ -237,8 +240,8 @@ def main() -> None:
         work = Path(tmp)
         mails = corpus(args.count, args.seed, work)
         mbox = work / f"corpus-{args.count}-{args.seed}.mbox"
-        print(f"corpus: {len(mails)} mails (make_corpus --count {args.count} --seed {args.seed}),"
-              f" {args.staff} staff notified")
+        print(f"corpus: {len(mails)} mails (bench/corpus.py --count {args.count}"
+              f" --seed {args.seed}), {args.staff} staff notified")
         fl = floor(mails, work)["rate"]
         print(f"{'path':<28}{'mails/s':>10}{'x floor':>9}{'p50 ms':>9}{'p99 ms':>9}"
               f"{'RSS MB':>8}{'errors':>8}")

@@ -1,6 +1,6 @@
 """Load: 10,000 mails over SMTP from 20 clients while the scheduler sweeps 10,000 open cases.
 
-    python bench/load.py [--mails 10000] [--clients 20] [--cases 10000]
+    python bench/load.py [--count 10000] [--clients 20] [--cases COUNT]
 
 Pre-seeds the database with open cases whose deadlines lie around now (so each minute's
 sweep has work: warnings, breaches, summaries), starts `mailbot run` as a child process,
@@ -178,12 +178,13 @@ async def run(work: Path, count: int, clients: int, cases: int) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--mails", type=int, default=10_000)
+    ap.add_argument("--count", "--mails", dest="mails", type=int, default=10_000,
+                    help="mails sent (4 reports to 1 follow-up)")
     ap.add_argument("--clients", type=int, default=20)
-    ap.add_argument("--cases", type=int, default=10_000)
+    ap.add_argument("--cases", type=int, help="open cases pre-seeded (default: --count)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="mailbot-load-") as tmp:
-        asyncio.run(run(Path(tmp), args.mails, args.clients, args.cases))
+        asyncio.run(run(Path(tmp), args.mails, args.clients, args.cases or args.mails))
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Escalation sweep and digest over 100,000 open cases.
 
-    python bench/sweep.py [--cases 100000]
+    python bench/sweep.py [--count 100000]
 
 Fills a fresh database with open cases whose deadlines are spread over two months around
 "now", then times: the first sweep (many steps due at once: summaries), a steady-state sweep
@@ -98,7 +98,8 @@ async def run(work: Path, count: int) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--cases", type=int, default=100_000)
+    ap.add_argument("--count", "--cases", dest="cases", type=int, default=100_000,
+                    help="open cases")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         asyncio.run(run(Path(tmp), args.cases))

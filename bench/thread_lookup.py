@@ -1,6 +1,6 @@
 """Threading at scale: find the case of a mail among 100,000 cases and 1,000,000 Message-IDs.
 
-    python bench/thread_lookup.py [--cases 100000] [--ids 1000000] [--lookups 2000]
+    python bench/thread_lookup.py [--count 100000] [--ids 10*COUNT] [--lookups 2000]
 
 Fills a fresh database through plain sqlite3 (fast), then times mailbot's own lookup
 (threads.find_case over the store, through aiosqlite) for mails that answer a known
@@ -96,10 +96,12 @@ async def create_schema(path: Path) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--cases", type=int, default=100_000)
-    ap.add_argument("--ids", type=int, default=1_000_000)
-    ap.add_argument("--lookups", type=int, default=2000)
+    ap.add_argument("--count", "--cases", dest="cases", type=int, default=100_000,
+                    help="cases in the database")
+    ap.add_argument("--ids", type=int, help="Message-IDs on them (default: 10 per case)")
+    ap.add_argument("--lookups", type=int, default=2000, help="lookups timed per kind")
     args = ap.parse_args()
+    args.ids = args.ids or 10 * args.cases
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "threads.db"
         asyncio.run(create_schema(path))

@@ -4,13 +4,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Debian packages the tests use for real (the gpg binary; Dovecot for IMAP; Postfix and
-# swaks for conformance; openssl for a test certificate).
+# Debian packages the tests use for real (the gpg binary; Dovecot for IMAP; the sqlite3 shell;
+# Postfix and swaks for conformance; openssl for a test certificate).
 need=()
 command -v gpg >/dev/null 2>&1 || need+=(gnupg)
 # The tests run Dovecot and Postfix with configs of their own in temp dirs; the packages'
 # own services are not used.
 [ -x /usr/sbin/dovecot ] || need+=(dovecot-imapd)
+# The sqlite3 shell: the backup test takes a backup with `.backup`, as docs/operations.md says.
+command -v sqlite3 >/dev/null 2>&1 || need+=(sqlite3)
 [ -x /usr/sbin/postfix ] || need+=(postfix)
 command -v swaks >/dev/null 2>&1 || need+=(swaks)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
@@ -31,6 +33,14 @@ if [ ${#need[@]} -gt 0 ]; then
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}"
     if [ -n "$policy" ]; then $SUDO rm -f "$policy"; trap - EXIT; fi
+fi
+# Chromium opens the digest's HTML as a recipient would (tests/browser.py). It is big, so it
+# is installed only when missing; if that fails the browser tests skip and say why.
+if ! command -v chromium >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
+    { $SUDO apt-get update -qq &&
+      DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium; } ||
+        echo "warning: could not install chromium; the browser tests will be skipped" >&2
 fi
 
 python3 -m venv .venv

@@ -19,10 +19,12 @@ from mailbot.errors import CommandError
 STATUSES = ("triaged", "needs-info", "accepted", "fixing", "resolved", "rejected")
 SEVERITIES = ("critical", "high", "medium", "low")
 NAMES = ("status", "severity", "assign", "due", "reply", "note", "credit", "duplicate", "cve",
-         "bounty", "disclose", "close", "reopen")
+         "bounty", "disclose", "close", "reopen", "open-for")
+ORIGINAL_DATE = "original-date"  # #open-for ADDRESS original-date: deadlines from its Date:
 _NO_ARGUMENT = frozenset({"reply", "note", "reopen"})
 _REF = re.compile(r"[A-Z][A-Z0-9]{0,9}-\d{4}-\d{4,}")
 _CVE = re.compile(r"CVE-\d{4}-\d{4,}")
+_ADDRESS = re.compile(r"[^\s<>\"'(),;:@\\]{1,64}@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63}){1,8}")
 _AMOUNT = re.compile(r"(?:[€$£]\s?)?\d{1,9}(?:[.,]\d{1,2})?(?:\s?[A-Z]{3})?")
 
 
@@ -33,6 +35,7 @@ class Command:
     value: str | None = None  # normalised: a state, a level, an ISO date, a CVE id, ...
     vector: str | None = None  # #severity with a CVSS vector: the vector
     score: float | None = None  # and its base score
+    flag: bool = False  # #open-for with "original-date"
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +73,9 @@ def parse(new_text: str) -> Parsed:
     if "reply" in seen and "note" in seen:
         errors.append(CommandError(seen["note"], "#note and #reply exclude each other"))
     text = "\n".join(lines[end:]).strip()
+    if "open-for" in seen and "reply" in seen:
+        errors.append(CommandError(seen["reply"], "#open-for and #reply exclude each other: "
+                                   "the acknowledgement goes first"))
     if "reply" in seen and not text:
         errors.append(CommandError(seen["reply"], "#reply needs the text to send below it"))
     return Parsed(tuple(commands), text, tuple(sorted(errors, key=lambda e: e.line)))
@@ -105,11 +111,26 @@ def _command(number: int, line: str) -> Command:
             if not _REF.fullmatch(arg.upper()):
                 raise CommandError(number, f"'{arg[:30]}' is not a case reference")
             return Command(number, name, arg.upper())
+        case "open-for":
+            return _open_for(number, arg)
         case "bounty":
             if not _AMOUNT.fullmatch(arg):
                 raise CommandError(number, f"'{arg[:30]}' is not an amount like 500 EUR")
             return Command(number, name, arg)
     return Command(number, name, arg[:200])  # assign, credit, close: free text
+
+
+def _open_for(number: int, arg: str) -> Command:
+    """#open-for ADDRESS [original-date]: the reporter of a forwarded report."""
+    address, _, rest = arg.partition(" ")
+    address = address.strip("<>").lower()
+    if not _ADDRESS.fullmatch(address):
+        raise CommandError(number, f"'{address[:60]}' is not an address like "
+                                   "rita@example.net")
+    if rest and rest.lower() != ORIGINAL_DATE:
+        raise CommandError(number, f"#open-for takes an address and optionally "
+                                   f"'{ORIGINAL_DATE}', not '{rest[:30]}'")
+    return Command(number, "open-for", address, flag=bool(rest))
 
 
 def _severity(number: int, arg: str) -> Command:

@@ -76,7 +76,7 @@ def test_import_maildir(config: Path, tmp_path: Path) -> None:
 
 
 def test_show_json_has_the_spec_fields(config: Path, mbox: Path) -> None:
-    """`show --json` carries every field SPEC.md lists, for the case and each message."""
+    """`show --json` carries every field docs/reference.md lists, for the case and each message."""
     mailbot(config, "import", str(mbox))
     result = mailbot(config, "show", "SEC-2026-0001", "--json")
     assert result.returncode == 0, result.stderr
