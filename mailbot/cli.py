@@ -9,6 +9,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable, Coroutine, Sequence
 from datetime import date
@@ -29,6 +30,9 @@ Handler = Callable[[argparse.Namespace, Config], Coroutine[Any, Any, int]]
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    # What mailbot writes holds case text and secrets, and some of it is written by gpg and
+    # SQLite: private whatever the caller's umask (mailbot/private.py sets modes too).
+    os.umask(0o077)
     logging.basicConfig(
         level=getattr(logging, args.log_level.upper()),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

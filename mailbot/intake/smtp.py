@@ -65,30 +65,43 @@ class IntakeHandler:
         self, server: SMTP, session: Session, envelope: Envelope
     ) -> str:
         raw = envelope.original_content or b""
-        inbox = self.config.inbox_for(envelope.rcpt_tos[0])
-        assert inbox is not None  # handle_RCPT let only inbox addresses through
+        # One row per addressed inbox (each opens its own case), the bytes stored once;
+        # handle_RCPT let only inbox addresses through.
+        inboxes = [self._inbox_of(r) for r in envelope.rcpt_tos]
+        names = list(dict.fromkeys(inboxes))
         peer = session.peer
         try:
             accepted = await self.commits.accept(Delivery(
-                raw=bytes(raw), source=self.protocol, inbox=inbox.name,
+                raw=bytes(raw), source=self.protocol, inbox=names[0],
                 rcpt_to=list(envelope.rcpt_tos), mail_from=envelope.mail_from,
                 peer=f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer),
+                also=names[1:],
             ))
         except TransientError as e:
             log.error("intake: cannot store a mail from %s: %s", envelope.mail_from, e)
-            return self._replies(envelope, "451 4.3.0 cannot store the mail now; try again later")
+            return self._replies(inboxes, lambda _: "451 4.3.0 cannot store the mail now; try"
+                                                    " again later")
         except Exception:
             log.exception("intake: storing a mail failed")
-            return self._replies(envelope, "451 4.3.0 internal error; try again later")
+            return self._replies(inboxes, lambda _: "451 4.3.0 internal error; try again later")
         if accepted.new:
             self.on_stored()
-            log.info("inbound %d stored (%d bytes)", accepted.inbound_id, len(raw))
-        return self._replies(envelope, f"250 2.0.0 stored as {accepted.inbound_id}")
+            log.info("inbound %s stored (%d bytes)",
+                     ", ".join(str(accepted.row_for(n)) for n in names), len(raw))
+        return self._replies(inboxes, lambda inbox: f"250 2.0.0 stored as"
+                                                    f" {accepted.row_for(inbox)}")
 
-    def _replies(self, envelope: Envelope, reply: str) -> str:
+    def _inbox_of(self, address: str) -> str:
+        inbox = self.config.inbox_for(address)
+        assert inbox is not None  # handle_RCPT let only inbox addresses through
+        return inbox.name
+
+    def _replies(self, inboxes: list[str], reply: Callable[[str], str]) -> str:
+        """SMTP: one reply. LMTP (RFC 2033): one per accepted recipient, each from what was
+        stored for that recipient's inbox."""
         if self.protocol == "lmtp":
-            return "\r\n".join(reply for _ in envelope.rcpt_tos)
-        return reply
+            return "\r\n".join(reply(inbox) for inbox in inboxes)
+        return reply(inboxes[0])
 
 
 # An everyday reverse or forward path: <local@domain> with nothing to unquote or decode.

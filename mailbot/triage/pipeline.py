@@ -84,6 +84,19 @@ class Prepared:
     failure: str | None = None  # a reason to quarantine found before the transaction
 
 
+def _deliveries(
+    items: Sequence[tuple[InboundRow, Prepared]]
+) -> list[list[tuple[InboundRow, Prepared]]]:
+    """Consecutive rows of one delivery (several addressed inboxes) grouped, in order."""
+    groups: list[list[tuple[InboundRow, Prepared]]] = []
+    for item in items:
+        if groups and groups[-1][0][0].delivery == item[0].delivery:
+            groups[-1].append(item)
+        else:
+            groups.append([item])
+    return groups
+
+
 class _TakenElsewhere(Exception):
     """The row was no longer pending when this transaction came to mark it."""
 
@@ -169,12 +182,13 @@ class Pipeline:
         Optimistic: if any mail raises, the whole batch is rolled back and each mail is then
         processed in a transaction of its own, where a failure quarantines that mail alone.
         """
-        if len(items) > 1:
+        groups = _deliveries(items)
+        if len(groups) > 1:
             done: list[Outcome] = []
             try:
                 async with self.store.write() as db:
-                    for row, p in items:
-                        done.append(await self._apply(db, row, p, await self._decide(db, row, p)))
+                    for group in groups:
+                        done += await self._decide_and_apply(db, group)
                         if self.store.intake_waiting and len(done) < len(items):
                             break  # a sender waits for its 250: commit this much, let it in
             except TransientError:
@@ -185,7 +199,40 @@ class Pipeline:
                 if len(done) < len(items):
                     return done + await self.process_batch(items[len(done):])
                 return done
-        return [await self.process(row, p) for row, p in items]
+        return [o for group in groups for o in await self._process_delivery(group)]
+
+    async def _decide_and_apply(
+        self, db: Db, group: Sequence[tuple[InboundRow, Prepared]]
+    ) -> list[Outcome]:
+        """The rows of one delivery (one per addressed inbox) are all decided before any is
+        applied: each inbox decides as if the mail had come to it alone, and the case the
+        first opens can neither make the second a duplicate nor take it in. Two that thread
+        onto the same case (a reply citing one case, sent to both inboxes) land there once."""
+        decisions: list[Decision] = []
+        first = group[0][0].id
+        for row, p in group:
+            d = await self._decide(db, row, p)
+            if d.case_id is not None and any(e.case_id == d.case_id for e in decisions):
+                d = Decision(Disposition.IGNORE, f"the same delivery as inbound {first}, on"
+                                                 f" {d.case['ref'] if d.case else 'its case'}")
+            decisions.append(d)
+        return [await self._apply(db, row, p, d)
+                for (row, p), d in zip(group, decisions, strict=True)]
+
+    async def _process_delivery(
+        self, group: Sequence[tuple[InboundRow, Prepared]]
+    ) -> list[Outcome]:
+        """One delivery in one transaction; should it raise, each row on its own."""
+        if len(group) > 1:
+            try:
+                async with self.store.write() as db:
+                    return await self._decide_and_apply(db, group)
+            except TransientError:
+                raise
+            except Exception:
+                log.info("inbound %d: its %d inboxes rolled back; processing one by one",
+                         group[0][0].id, len(group))
+        return [await self.process(row, p) for row, p in group]
 
     async def process(self, row: InboundRow, prepared: Prepared | None = None) -> Outcome:
         """Process one inbound row; never raises for a problem of the mail itself."""

@@ -129,9 +129,6 @@ async def test_an_internationalised_sender_reaches_mailbot_with_smtputf8(
     assert f"From: Réporter <{IDN}>".encode() in stored
 
 
-@pytest.mark.xfail(strict=True, raises=BaseException,
-                   reason="issue 13 item 2 (another branch): the outbox sender dies on a "
-                          "non-ASCII address; remove this mark once that lands")
 async def test_an_internationalised_reporter_gets_the_acknowledgement_through_postfix(
     make_postfix: Callable[..., Postfix], config_for: Callable[..., Config]
 ) -> None:
