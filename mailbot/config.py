@@ -43,6 +43,16 @@ class SmtpInConfig:
     port: int = 8025
     protocol: str = "smtp"  # or "lmtp"
     max_message_size: int = 25 * 1024 * 1024
+    max_connections: int = 100  # sessions at once; one more is answered 421 and closed
+    max_connections_per_ip: int = 20
+    data_timeout: float = 180.0  # seconds without a byte during DATA
+    data_max_seconds: float = 600.0  # seconds for one whole DATA block
+    # Mails read to a spool file (larger ones) are loaded to be stored this many bytes at
+    # once at most; the rest wait their turn.
+    memory_budget: int = 32 * 1024 * 1024
+    tls_cert: Path | None = None  # PEM; with tls_key, STARTTLS is offered
+    tls_key: Path | None = None
+    require_tls: bool = False  # peers outside loopback must STARTTLS before MAIL
 
 
 @dataclass(frozen=True, slots=True)
@@ -318,13 +328,7 @@ def parse_config(data: Mapping[str, Any], path: Path | None) -> Config:
     t = r.table(top.get("storage", {}), "storage", {"database"})
     storage = StorageConfig(database=r.path(t, "storage.database", d.storage.database))
 
-    t = r.table(top.get("smtp_in", {}), "smtp_in", {"host", "port", "protocol", "max_message_size"})
-    smtp_in = SmtpInConfig(
-        host=r.get(t, "smtp_in.host", str, d.smtp_in.host),
-        port=r.port(t, "smtp_in.port", d.smtp_in.port),
-        protocol=r.choice(t, "smtp_in.protocol", ("smtp", "lmtp"), "smtp"),
-        max_message_size=r.size(t, "smtp_in.max_message_size", d.smtp_in.max_message_size),
-    )
+    smtp_in = r.smtp_in(top.get("smtp_in", {}), d.smtp_in)
 
     t = r.table(top.get("smtp_out", {}), "smtp_out",
                 {"host", "port", "tls", "username", "password_file", "timeout", "maildir"})
@@ -535,6 +539,38 @@ class _Reader:
             if v in seen:
                 self.error(key, f"{v!r} appears more than once")
             seen.add(v)
+
+    def smtp_in(self, raw: Any, d: SmtpInConfig) -> SmtpInConfig:
+        t = self.table(raw, "smtp_in", {
+            "host", "port", "protocol", "max_message_size", "max_connections",
+            "max_connections_per_ip", "data_timeout", "data_max_seconds", "memory_budget",
+            "tls_cert", "tls_key", "require_tls"})
+        c = SmtpInConfig(
+            host=self.get(t, "smtp_in.host", str, d.host),
+            port=self.port(t, "smtp_in.port", d.port),
+            protocol=self.choice(t, "smtp_in.protocol", ("smtp", "lmtp"), "smtp"),
+            max_message_size=self.size(t, "smtp_in.max_message_size", d.max_message_size),
+            max_connections=self.get(t, "smtp_in.max_connections", int, d.max_connections),
+            max_connections_per_ip=self.get(t, "smtp_in.max_connections_per_ip", int,
+                                            d.max_connections_per_ip),
+            data_timeout=self.seconds(t, "smtp_in.data_timeout", d.data_timeout),
+            data_max_seconds=self.seconds(t, "smtp_in.data_max_seconds", d.data_max_seconds),
+            memory_budget=self.size(t, "smtp_in.memory_budget", d.memory_budget),
+            tls_cert=self.path(t, "smtp_in.tls_cert", None),
+            tls_key=self.path(t, "smtp_in.tls_key", None),
+            require_tls=self.get(t, "smtp_in.require_tls", bool, False),
+        )
+        if c.max_connections < 1:
+            self.error("smtp_in.max_connections", "must be at least 1")
+        elif not 1 <= c.max_connections_per_ip <= c.max_connections:
+            self.error("smtp_in.max_connections_per_ip", "must be from 1 to max_connections")
+        if c.memory_budget < 1024 * 1024:
+            self.error("smtp_in.memory_budget", "must be at least 1MB")
+        if (c.tls_cert is None) != (c.tls_key is None):
+            self.error("smtp_in.tls_cert", "give both tls_cert and tls_key, or neither")
+        if c.require_tls and c.tls_cert is None:
+            self.error("smtp_in.require_tls", "needs tls_cert and tls_key")
+        return c
 
     def policy(self, name: str, raw: Any) -> PolicyConfig:
         k = f"policy.{name}"

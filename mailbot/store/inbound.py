@@ -100,12 +100,21 @@ def _row(r: Sequence[object]) -> InboundRow:
     )
 
 
-async def pending(db: Db, after: int = 0, limit: int = 1) -> list[InboundRow]:
-    """Pending rows in arrival order, after the id `after`."""
-    rows = await db.execute_fetchall(
-        f"SELECT {_COLUMNS} FROM inbound WHERE status = 'pending' AND id > ? ORDER BY id LIMIT ?",
-        (after, limit),
-    )
+async def pending(
+    db: Db, after: int = 0, limit: int = 1, max_bytes: int | None = None
+) -> list[InboundRow]:
+    """Pending rows in arrival order, after the id `after`; with `max_bytes`, only as many
+    as fit in that many bytes of raw mail (at least one)."""
+    if max_bytes is None:
+        rows = await db.execute_fetchall(
+            f"SELECT {_COLUMNS} FROM inbound WHERE status = 'pending' AND id > ?"
+            " ORDER BY id LIMIT ?", (after, limit))
+    else:
+        rows = await db.execute_fetchall(
+            f"SELECT {_COLUMNS} FROM inbound WHERE id IN (SELECT id FROM (SELECT id,"
+            " SUM(length(raw)) OVER (ORDER BY id) - length(raw) AS before FROM inbound"
+            " WHERE status = 'pending' AND id > ? ORDER BY id LIMIT ?) WHERE before < ?)"
+            " ORDER BY id", (after, limit, max_bytes))
     return [_row(r) for r in rows]
 
 

@@ -27,6 +27,9 @@ log = logging.getLogger(__name__)
 # intake and processing.
 PAUSE_ENV = "MAILBOT_TEST_PAUSE_WORKER"
 BATCH = 20  # rows per batch: one transaction for all (pipeline.process_batch) under load
+# Raw bytes per batch at most (one mail when it is larger): 20 mails of 20 MB at once cost
+# over a gigabyte in the parser.
+BATCH_BYTES = 16 * 1024 * 1024
 
 
 class Worker:
@@ -49,7 +52,8 @@ class Worker:
         last = 0
         while stop is None or not stop.is_set():
             async with self.store.read() as db:
-                rows = await inbound_q.pending(db, after=last, limit=BATCH)
+                rows = await inbound_q.pending(db, after=last, limit=BATCH,
+                                              max_bytes=BATCH_BYTES)
             if not rows:
                 break
             async with self.store.read() as db:
