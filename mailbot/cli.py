@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -16,7 +17,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from mailbot import __version__, pgpadmin
+from mailbot import __version__, gpgagent, pgpadmin
 from mailbot.clock import system_clock
 from mailbot.config import Config, load_config
 from mailbot.errors import ConfigErrors, MailbotError
@@ -45,16 +46,32 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"error: {err}", file=sys.stderr)
         return 2
     handler: Handler = args.handler
-    try:
-        return asyncio.run(handler(args, config))
-    except KeyboardInterrupt:
-        return 130
-    except BrokenPipeError:  # `mailbot show REF | head`: the reader had enough
-        sys.stderr.close()
-        return 0
-    except MailbotError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+    debug = args.log_level == "debug"
+    with gpgagent.as_found(config.gpg.home) if args.uses_gpg else contextlib.nullcontext():
+        try:
+            return asyncio.run(handler(args, config))
+        except KeyboardInterrupt:
+            return 130
+        except BrokenPipeError:  # `mailbot show REF | head`: the reader had enough
+            sys.stderr.close()
+            return 0
+        except Exception as e:  # a user's mistake reads as one line; where it came from on ask
+            if debug:
+                log.exception("%s failed", args.command)
+            print(f"error: {one_line(e)}", file=sys.stderr)
+            return 1
+
+
+def one_line(e: BaseException) -> str:
+    """An error as the one line the user sees: the file and the reason, no traceback."""
+    if isinstance(e, MailbotError):
+        text = str(e)
+    elif isinstance(e, OSError) and e.strerror:
+        names = [str(n) for n in (e.filename, e.filename2) if n is not None]
+        text = ": ".join([*names, e.strerror.lower()])
+    else:  # a bug: say so, and how to see more
+        text = f"unexpected {type(e).__name__}: {e} (--log-level debug shows where)"
+    return " ".join(text.split())
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -67,15 +84,15 @@ def _parser() -> argparse.ArgumentParser:
                         choices=["debug", "info", "warning", "error"])
     sub = p.add_subparsers(dest="command", required=True)
 
-    def add(name: str, fn: Handler, help: str) -> argparse.ArgumentParser:
+    def add(name: str, fn: Handler, help: str, gpg: bool = False) -> argparse.ArgumentParser:
         sp = sub.add_parser(name, parents=[common], help=help, description=help)
-        sp.set_defaults(handler=fn)
+        sp.set_defaults(handler=fn, uses_gpg=gpg)
         return sp
 
-    add("run", _run, "run the daemon: listener, worker, outbox sender")
+    add("run", _run, "run the daemon: listener, worker, outbox sender", gpg=True)
     add("migrate", _migrate, "apply database migrations")
-    add("check", _check, "validate the configuration")
-    sp = add("import", _import, "feed an mbox file or a Maildir through the pipeline")
+    add("check", _check, "validate the configuration", gpg=True)
+    sp = add("import", _import, "feed an mbox file or a Maildir through the pipeline", gpg=True)
     sp.add_argument("path", type=Path)
     sp.add_argument("--inbox", help="the inbox to file every mail under")
     sp = add("tickets", _tickets, "list cases")
@@ -86,7 +103,7 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("ref")
     sp.add_argument("--json", action="store_true")
     sp = add("attachments", _attachments,
-             "write the attachments of a case's stored mail into a directory, whole")
+             "write the attachments of a case's stored mail into a directory, whole", gpg=True)
     sp.add_argument("ref")
     sp.add_argument("directory", nargs="?", type=Path, default=Path("."),
                     help="where to write them (made if missing; default: here)")
@@ -107,13 +124,14 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("--to", dest="end", type=_day, required=True, metavar="YYYY-MM-DD")
     sp.add_argument("--inbox", help="only this inbox")
     sp.add_argument("--format", choices=["text", "html", "csv", "json"], default="text")
-    sp = add("retry", _retry, "process one quarantined mail again")
+    sp = add("retry", _retry, "process one quarantined mail again", gpg=True)
     sp.add_argument("id", type=int)
-    sp = add("key", _key, "inbox keys: generate INBOX, export INBOX, import FILE")
+    sp = add("key", _key, "inbox keys: generate INBOX, export INBOX, import FILE", gpg=True)
     sp.add_argument("action", choices=["generate", "export", "import"])
     sp.add_argument("target", help="an inbox name (generate, export) or a key file (import)")
     sp.add_argument("--expire", default="2y", help="generate: how long the key is valid")
-    sp = add("security-txt", _security_txt, "print an RFC 9116 security.txt for the inboxes")
+    sp = add("security-txt", _security_txt, "print an RFC 9116 security.txt for the inboxes",
+             gpg=True)
     sp.add_argument("--sign", action="store_true", help="clear-sign it with the inbox key")
     sp = add("status", _status, "what each IMAP watcher is doing (as the daemon recorded it)")
     sp.add_argument("--json", action="store_true")
@@ -257,13 +275,16 @@ async def _open(config: Config) -> Store:
 
 
 async def _import(args: argparse.Namespace, config: Config) -> int:
-    from mailbot.intake.mbox import import_path
+    from mailbot.intake.mbox import import_path, source_problem
     from mailbot.triage.pipeline import Pipeline
     from mailbot.triage.worker import Worker
 
     if args.inbox and args.inbox not in {i.name for i in config.inboxes}:
         print(f"error: no inbox named {args.inbox!r}", file=sys.stderr)
         return 2
+    if problem := source_problem(args.path):  # before the database is made or opened
+        print(f"error: {problem}", file=sys.stderr)
+        return 1
     if warning := _staff_warning(config):
         log.warning("%s", warning)
     store = await _open(config)

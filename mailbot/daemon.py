@@ -13,12 +13,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 from collections.abc import Awaitable, Callable
 
 from mailbot import logsafe
 from mailbot.clock import Clock, system_clock
 from mailbot.config import Config
+from mailbot.errors import MailbotError
 from mailbot.intake.smtp import IntakeHandler, make_protocol
 from mailbot.intake.watcher import Watchers
 from mailbot.jobs import schedule
@@ -60,9 +62,8 @@ async def run(
             pipeline.dkim_dns = dkim_dns
         worker = Worker(pipeline, store, on_queued=sender.wake)
         handler = IntakeHandler(config, store, clock, on_stored=worker.wake)
-        server = await loop.create_server(
-            make_protocol(handler, config), config.smtp_in.host, config.smtp_in.port
-        )
+        server = await listen(loop, make_protocol(handler, config), config.smtp_in.host,
+                              config.smtp_in.port)
         scheduler = await schedule.start(config, store, pipeline.templates, clock, sender.wake,
                                          pipeline.secret)
         port = server.sockets[0].getsockname()[1]
@@ -96,6 +97,16 @@ async def run(
                 loop.remove_signal_handler(sig)
         await store.close()
         log.info("stopped")
+
+
+async def listen(loop: asyncio.AbstractEventLoop, factory: Callable[[], asyncio.BaseProtocol],
+                 host: str, port: int) -> asyncio.Server:
+    """A listening server; a port taken by another process is the operator's one-line error."""
+    try:
+        return await loop.create_server(factory, host, port)
+    except OSError as e:
+        reason = os.strerror(e.errno).lower() if e.errno else str(e)
+        raise MailbotError(f"cannot listen on {host}:{port}: {reason}") from e
 
 
 async def _supervised(name: str, loop: Callable[[asyncio.Event], Awaitable[None]],
