@@ -91,7 +91,16 @@ def _parser() -> argparse.ArgumentParser:
 
     add("run", _run, "run the daemon: listener, worker, outbox sender", gpg=True)
     add("migrate", _migrate, "apply database migrations")
-    add("check", _check, "validate the configuration", gpg=True)
+    sp = add("check", _check, "validate the configuration, the keys, and talk to the relay "
+             "and the IMAP servers as the daemon will", gpg=True)
+    sp.add_argument("--offline", action="store_true",
+                    help="check the files only: connect to no relay or IMAP server")
+    sp = add("queue", _queue, "outgoing mail that waits or failed: list it, retry it, drop it")
+    sp.add_argument("action", nargs="?", choices=["retry", "drop"],
+                    help="retry ID|--all-failed: send again now; drop ID: never send it")
+    sp.add_argument("id", nargs="?", type=int, help="the outbox id `mailbot queue` lists")
+    sp.add_argument("--all-failed", action="store_true", help="retry: every failed mail")
+    sp.add_argument("--json", action="store_true")
     sp = add("import", _import, "feed an mbox file or a Maildir through the pipeline", gpg=True)
     sp.add_argument("path", type=Path)
     sp.add_argument("--inbox", help="the inbox to file every mail under")
@@ -133,7 +142,8 @@ def _parser() -> argparse.ArgumentParser:
     sp = add("security-txt", _security_txt, "print an RFC 9116 security.txt for the inboxes",
              gpg=True)
     sp.add_argument("--sign", action="store_true", help="clear-sign it with the inbox key")
-    sp = add("status", _status, "what each IMAP watcher is doing (as the daemon recorded it)")
+    sp = add("status", _status, "what the sender and each IMAP watcher are doing (as the "
+             "database shows it)")
     sp.add_argument("--json", action="store_true")
     return p
 
@@ -184,7 +194,9 @@ async def _check(args: argparse.Namespace, config: Config) -> int:
     if warning := _staff_warning(config):
         print(f"warning: {warning}", file=sys.stderr)
     problems += await asyncio.to_thread(pgpadmin.key_problems, config)
-    problems += await _check_imap(config)
+    if not args.offline:
+        problems += await _check_imap(config)
+        problems += await _check_relay(config)
     for p in problems:
         print(f"error: {p}", file=sys.stderr)
     if problems:
@@ -220,6 +232,59 @@ async def _security_txt(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
+async def _check_relay(config: Config) -> list[str]:
+    from mailbot.relaycheck import relay_problem
+
+    cfg = config.smtp_out
+    if problem := await relay_problem(cfg):
+        return [problem]
+    if cfg.maildir is not None:
+        print(f"outgoing mail: maildir {cfg.maildir}: OK (writable)")
+    else:
+        steps = ["EHLO"] + (["STARTTLS"] if cfg.tls == "starttls" else []) \
+            + (["AUTH"] if cfg.username and cfg.password_file else [])
+        print(f"outgoing mail: relay {cfg.host}:{cfg.port}: OK ({', '.join(steps)})")
+    return []
+
+
+async def _queue(args: argparse.Namespace, config: Config) -> int:
+    from mailbot import outqueue
+
+    if args.action is None and (args.id is not None or args.all_failed):
+        print("error: queue: an id or --all-failed goes with retry or drop", file=sys.stderr)
+        return 2
+    if args.action == "retry" and (args.id is None) == (not args.all_failed):
+        print("error: queue retry: give one ID or --all-failed", file=sys.stderr)
+        return 2
+    if args.action == "drop" and (args.id is None or args.all_failed):
+        print("error: queue drop: give one ID", file=sys.stderr)
+        return 2
+    store = await _open(config)
+    try:
+        if args.action == "retry":
+            done = await outqueue.retry(store, system_clock,
+                                        None if args.all_failed else [args.id])
+            print(f"{len(done)} mails due now: the daemon sends them within a minute"
+                  if done else "no failed mail to retry")
+            return 0
+        if args.action == "drop":
+            mail = await outqueue.drop(store, system_clock, args.id)
+            print(f"outbox {mail.id} ({mail.purpose}) dropped: it will not be sent")
+            return 0
+        mails = await outqueue.listing(store)
+    finally:
+        await store.close()
+    now = system_clock()
+    if args.json:
+        print(json.dumps([outqueue.as_json(m, now) for m in mails], indent=2))
+        return 0
+    if not mails:
+        print("the outgoing queue is empty", file=sys.stderr)
+        return 0
+    print("\n".join(outqueue.as_lines(mails, now)))
+    return 0
+
+
 async def _check_imap(config: Config) -> list[str]:
     """Log in and select each watched folder; the errors never carry the password."""
     from mailbot.intake.imap import probe
@@ -239,14 +304,18 @@ async def _check_imap(config: Config) -> list[str]:
 
 
 async def _status(args: argparse.Namespace, config: Config) -> int:
+    from mailbot.outqueue import sender_state
     from mailbot.store import imap as imap_q
 
     store = await _open(config)
     try:
         async with store.read() as db:
             rows = {r["mailbox"]: r for r in await imap_q.statuses(db)}
+            sender = await sender_state(db)
     finally:
         await store.close()
+    if not args.json:
+        print(f"{'sender':<12} {_outgoing(config):<40} {sender.line(system_clock())}")
     watched = [(i.name, i.imap.mailbox) for i in config.inboxes if i.imap]
     for inbox, mailbox in watched:  # configured, but no daemon has started it yet
         rows.setdefault(mailbox, {"mailbox": mailbox, "inbox": inbox, "state": "never started"})
@@ -268,6 +337,11 @@ async def _status(args: argparse.Namespace, config: Config) -> int:
     if not rows:
         print("no IMAP folders are watched", file=sys.stderr)
     return 0
+
+
+def _outgoing(config: Config) -> str:
+    cfg = config.smtp_out
+    return f"maildir {cfg.maildir}" if cfg.maildir else f"relay {cfg.host}:{cfg.port}"
 
 
 async def _open(config: Config) -> Store:
