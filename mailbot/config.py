@@ -11,7 +11,7 @@ import os
 import re
 import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -208,6 +208,20 @@ class DigestConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class HttpConfig:
+    """/healthz, /readyz and /metrics; off unless `listen` is set."""
+
+    listen: str | None = None  # "127.0.0.1:8026", "[::1]:8026"
+
+    def address(self) -> tuple[str, int] | None:
+        """(host, port) of `listen`, checked at load; None when off."""
+        if self.listen is None:
+            return None
+        host, _, port = self.listen.rpartition(":")
+        return host.strip("[]"), int(port)
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     source: Path | None  # None: the embedded defaults
     storage: StorageConfig
@@ -222,6 +236,7 @@ class Config:
     escalation: EscalationConfig = EscalationConfig()
     limits: LimitsConfig = LimitsConfig()
     security_txt: SecurityTxtConfig = SecurityTxtConfig()
+    http: HttpConfig = HttpConfig()
 
     def inbox_for(self, address: str) -> InboxConfig | None:
         """The inbox a recipient address reaches, also as `local+anything@domain`."""
@@ -298,7 +313,7 @@ def parse_config(data: Mapping[str, Any], path: Path | None) -> Config:
     r = _Reader(path)
     top = r.table(data, "", {"storage", "smtp_in", "smtp_out", "gpg", "policy", "inbox",
                              "staff", "digest", "auth", "escalation", "limits",
-                             "security_txt"})
+                             "security_txt", "http"})
     d = default_config()
 
     t = r.table(top.get("storage", {}), "storage", {"database"})
@@ -392,9 +407,10 @@ def parse_config(data: Mapping[str, Any], path: Path | None) -> Config:
     if unknown:
         r.error("security_txt.inboxes", f"no inbox named {', '.join(unknown)}")
 
+    http = r.http(top.get("http", {}))
     r.raise_if_any()
     return Config(path, storage, smtp_in, smtp_out, gpg, policies, tuple(inboxes), staff, digest,
-                  auth, escalation, limits, security_txt)
+                  auth, escalation, limits, security_txt, http)
 
 
 class _Reader:
@@ -436,6 +452,16 @@ class _Reader:
     def path(self, t: Mapping[str, Any], key: str, default: Path | None) -> Any:
         value = self.get(t, key, str, None)
         return Path(value) if value is not None else default
+
+    def http(self, raw: Any) -> HttpConfig:
+        t = self.table(raw, "http", {f.name for f in fields(HttpConfig)})
+        listen = self.get(t, "http.listen", str, None)
+        if listen is not None:
+            host, _, port = listen.rpartition(":")
+            if not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+                self.error("http.listen", f"{listen!r} is not HOST:PORT (e.g. 127.0.0.1:8026)")
+                return HttpConfig()
+        return HttpConfig(listen)
 
     def port(self, t: Mapping[str, Any], key: str, default: int) -> int:
         value = self.get(t, key, int, default)
