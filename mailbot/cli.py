@@ -133,6 +133,17 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("id", nargs="?", type=int, help="the outbox id `mailbot queue` lists")
     sp.add_argument("--all-failed", action="store_true", help="retry: every failed mail")
     sp.add_argument("--json", action="store_true", help="machine-readable")
+    sp = add("export", _export, "a reporter's access request: every stored mail of theirs "
+             "as an mbox and their cases' fields as JSON")
+    sp.add_argument("--reporter", required=True, metavar="ADDRESS", help="their mail address")
+    sp.add_argument("--out", type=Path, default=Path("."),
+                    help="the directory for reporter.mbox and cases.json (default: here)")
+    sp.add_argument("--force", action="store_true", help="also while a case of theirs is open")
+    sp = add("erase", _erase, "a reporter's erasure request: pseudonymise their address and "
+             "delete the mail and texts of their closed cases")
+    sp.add_argument("--reporter", required=True, metavar="ADDRESS", help="their mail address")
+    sp.add_argument("--force", action="store_true",
+                    help="also erase the cases of theirs that are still open")
     sp = add("import", _import, "feed an mbox file or a Maildir through the pipeline", gpg=True)
     sp.add_argument("path", type=Path, help="an mbox file or a Maildir directory")
     sp.add_argument("--inbox", help="the inbox to file every mail under (default: the inbox "
@@ -322,6 +333,30 @@ async def _queue(args: argparse.Namespace, config: Config) -> int:
         print("the outgoing queue is empty", file=sys.stderr)
         return 0
     print("\n".join(outqueue.as_lines(mails, now)))
+    return 0
+
+
+async def _export(args: argparse.Namespace, config: Config) -> int:
+    from mailbot.reporterdata import export
+
+    store = await _open(config)
+    try:
+        done = await export(store, args.reporter, args.out, args.force)
+    finally:
+        await store.close()
+    print(f"{done.mails} mails in {done.mbox}, {done.cases} cases in {done.fields}")
+    return 0
+
+
+async def _erase(args: argparse.Namespace, config: Config) -> int:
+    from mailbot.reporterdata import erase_reporter
+
+    store = await _open(config)
+    try:
+        cases, mails = await erase_reporter(store, system_clock, args.reporter, args.force)
+    finally:
+        await store.close()
+    print(f"{args.reporter}: erased from {cases} cases; {mails} stored mails deleted")
     return 0
 
 

@@ -135,6 +135,7 @@ class InboxConfig:
     imap: ImapConfig | None = None
     notify: tuple[str, ...] = ()  # who hears of new cases and follow-ups; () = all staff
     staff_auth: tuple[str, ...] = ("reply-token",)  # proofs that a mail is from staff
+    retention: timedelta | None = None  # after closing: its mail and texts are deleted
 
     @property
     def domain(self) -> str:
@@ -618,7 +619,7 @@ class _Reader:
     def inbox(self, i: int, raw: Any, policies: Mapping[str, PolicyConfig]) -> InboxConfig | None:
         k = f"inbox[{i}]"
         t = self.table(raw, k, {"name", "address", "prefix", "policy", "language", "pgp_key",
-                                "imap", "notify", "staff_auth"})
+                                "imap", "notify", "staff_auth", "retention"})
         missing = [f for f in ("name", "address", "prefix", "policy") if f not in t]
         for f in missing:
             self.error(f"{k}.{f}", "is required")
@@ -651,8 +652,23 @@ class _Reader:
         bad = [p for p in proofs if p not in STAFF_PROOFS]
         if bad or not proofs:
             self.error(f"{k}.staff_auth", f"expected a list of: {', '.join(STAFF_PROOFS)}")
+        retention = self.retention(t, f"{k}.retention")
         return InboxConfig(name, address, prefix, policy, language, pgp_key, imap,
-                           tuple(str(a) for a in notify), tuple(str(p) for p in proofs))
+                           tuple(str(a) for a in notify), tuple(str(p) for p in proofs),
+                           retention)
+
+    def retention(self, t: Mapping[str, Any], key: str) -> timedelta | None:
+        """"2 years", "18 months", "90 days": calendar time (a year is 365 days, a month
+        30), never business days: the law counts calendar time."""
+        text = self.get(t, key, str, None)
+        if text is None:
+            return None
+        m = re.fullmatch(r"\s*(\d+)\s*(years?|months?|days?)\s*", text)
+        if not m or int(m.group(1)) == 0:
+            self.error(key, f"{text!r} is not a period like '2 years', '18 months', '90 days'")
+            return None
+        days = {"y": 365, "m": 30, "d": 1}[m.group(2)[0]]
+        return timedelta(days=int(m.group(1)) * days)
 
     def imap(self, k: str, raw: dict[str, Any]) -> ImapConfig | None:
         t = self.table(raw, k, {"host", "port", "tls", "ca_file", "username", "password_file",
