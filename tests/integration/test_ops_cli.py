@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import Sink, free_port, report, send
+from tests.integration.test_staff_commands import ALICE, staff_reply
+from tests.support import Bot, Sink, free_port, report, send, table
 
 Run = Callable[..., subprocess.CompletedProcess[str]]
 
@@ -108,3 +109,21 @@ async def test_json_logs_one_object_per_line(write_config: Callable[..., Path], 
     assert records and all({"time", "level", "logger", "event", "inbound_id", "case_ref"}
                            <= r.keys() for r in records)
     assert any(r["case_ref"] == "SEC-2026-0001" for r in records)
+
+
+async def test_tickets_follow_a_due_command(bot: Bot, sink: Sink) -> None:
+    """After staff's `#due 2027-01-08`, `tickets` shows that resolution deadline, end of
+    the day in Amsterdam with its offset."""
+    await bot.send(report())
+    (note,) = await sink.wait_for(1, to=ALICE)
+    await bot.send(staff_reply(note.msg, "#due 2027-01-08\n"),
+                   to=[str(note.msg["Reply-To"])])
+    db = bot.config.storage.database
+    for _ in range(200):
+        if table(db, "SELECT resolution_due FROM cases") == [("2027-01-08T22:59:59+00:00",)]:
+            break
+        await asyncio.sleep(0.05)
+    assert bot.config.source is not None
+    listed = await asyncio.to_thread(run, "tickets", "--config", str(bot.config.source))
+    (line,) = listed.stdout.splitlines()[1:]
+    assert "2027-01-08 23:59 +01:00" in line
