@@ -110,3 +110,15 @@ def test_debug_shows_where_an_unexpected_error_came_from(config: Path, tmp_path:
     assert_one_line_error(plain)
     debug = mailbot(config, "tickets", level="debug")
     assert debug.returncode != 0 and TRACEBACK in debug.stderr
+
+
+def test_a_busy_http_port(config: Path) -> None:
+    """`[http] listen` on a port another process holds: one line naming the key and port."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        config.write_text(config.read_text() + f'\n[http]\nlisten = "127.0.0.1:{port}"\n')
+        result = mailbot(config, "run", timeout=30)
+    assert_one_line_error(result, f"http.listen: cannot listen on 127.0.0.1:{port}",
+                          "address already in use")
