@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -15,12 +16,14 @@ from collections.abc import Callable, Coroutine, Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
-from mailbot import __version__, pgpadmin
+from mailbot import __version__, gpgagent, logformat, logsafe, pgpadmin
 from mailbot.clock import iso, system_clock
 from mailbot.config import Config, load_config
 from mailbot.errors import ConfigErrors, MailbotError
-from mailbot.store import Store
+from mailbot.models import CaseState
+from mailbot.store import Db, Store
 from mailbot.store import cases as case_q
 from mailbot.store import inbound as inbound_q
 
@@ -33,76 +36,146 @@ def main(argv: Sequence[str] | None = None) -> int:
     # What mailbot writes holds case text and secrets, and some of it is written by gpg and
     # SQLite: private whatever the caller's umask (mailbot/private.py sets modes too).
     os.umask(0o077)
-    logging.basicConfig(
-        level=getattr(logging, args.log_level.upper()),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    logformat.configure(args.log_level, args.log_format)
+    logsafe.install()  # the commands' logs as safe as the daemon's
     try:
         config = load_config(args.config)
     except ConfigErrors as e:
         for err in e.errors:
             print(f"error: {err}", file=sys.stderr)
         return 2
+    if problem := _unknown_inbox(args, config):
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     handler: Handler = args.handler
-    try:
-        return asyncio.run(handler(args, config))
-    except KeyboardInterrupt:
-        return 130
-    except BrokenPipeError:  # `mailbot show REF | head`: the reader had enough
-        sys.stderr.close()
-        return 0
-    except MailbotError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+    debug = args.log_level == "debug"
+    with gpgagent.as_found(config.gpg.home) if args.uses_gpg else contextlib.nullcontext():
+        try:
+            return asyncio.run(handler(args, config))
+        except KeyboardInterrupt:
+            return 130
+        except BrokenPipeError:  # `mailbot show REF | head`: the reader had enough
+            sys.stderr.close()
+            return 0
+        except Exception as e:  # a user's mistake reads as one line; where it came from on ask
+            if debug:
+                log.exception("%s failed", args.command)
+            print(f"error: {one_line(e)}", file=sys.stderr)
+            return 1
+
+
+def _unknown_inbox(args: argparse.Namespace, config: Config) -> str | None:
+    """`--inbox` names a configured inbox, or the command does not start."""
+    names = [i.name for i in config.inboxes]
+    inbox = getattr(args, "inbox", None)
+    if inbox is None or inbox in names:
+        return None
+    return f"no inbox named {inbox!r} (the inboxes: {', '.join(names)})"
+
+
+def one_line(e: BaseException) -> str:
+    """An error as the one line the user sees: the file and the reason, no traceback."""
+    if isinstance(e, MailbotError):
+        text = str(e)
+    elif isinstance(e, OSError) and e.strerror:
+        names = [str(n) for n in (e.filename, e.filename2) if n is not None]
+        text = ": ".join([*names, e.strerror.lower()])
+    else:  # a bug: say so, and how to see more
+        text = f"unexpected {type(e).__name__}: {e} (--log-level debug shows where)"
+    return " ".join(text.split())
+
+
+DESCRIPTION = """Email triage for security@ and support@ inboxes: receives reports, opens
+cases, acknowledges them, and keeps the promised deadlines. Exit status: 0 done, 1 failed,
+2 bad configuration or usage."""
+
+
+def _global_options(p: argparse.ArgumentParser, defaults: bool) -> None:
+    """--config, --log-level and --log-format, accepted before and after the command: the
+    copy after it has no defaults, so it only overrides what was given."""
+    def default(value: str | None) -> Any:
+        return value if defaults else argparse.SUPPRESS
+
+    p.add_argument("--config", metavar="FILE", default=default(None),
+                   help="the TOML config (else $MAILBOT_CONFIG, else config/mailbot.toml, "
+                        "else the embedded defaults)")
+    p.add_argument("--log-level", default=default("info"),
+                   choices=["debug", "info", "warning", "error"],
+                   help="the least important log lines shown, on stderr (default: info); "
+                        "debug adds tracebacks to errors")
+    p.add_argument("--log-format", default=default("text"), choices=["text", "json"],
+                   help="json: one object per line (time, level, logger, event, inbound_id, "
+                        "case_ref) for log shippers (default: text)")
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="mailbot", description=__doc__)
+    p = argparse.ArgumentParser(prog="mailbot", description=DESCRIPTION)
     p.add_argument("--version", action="version", version=f"mailbot {__version__}")
+    _global_options(p, defaults=True)
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--config", help="TOML file (else $MAILBOT_CONFIG, else "
-                        "config/mailbot.toml, else embedded defaults)")
-    common.add_argument("--log-level", default="info",
-                        choices=["debug", "info", "warning", "error"])
-    sub = p.add_subparsers(dest="command", required=True)
+    _global_options(common, defaults=False)
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def add(name: str, fn: Handler, help: str) -> argparse.ArgumentParser:
+    def add(name: str, fn: Handler, help: str, gpg: bool = False) -> argparse.ArgumentParser:
         sp = sub.add_parser(name, parents=[common], help=help, description=help)
-        sp.set_defaults(handler=fn)
+        sp.set_defaults(handler=fn, uses_gpg=gpg)
         return sp
 
-    add("run", _run, "run the daemon: listener, worker, outbox sender")
+    add("run", _run, "run the daemon: listener, worker, outbox sender", gpg=True)
     add("migrate", _migrate, "apply database migrations")
-    add("check", _check, "validate the configuration")
-    sp = add("import", _import, "feed an mbox file or a Maildir through the pipeline")
-    sp.add_argument("path", type=Path)
-    sp.add_argument("--inbox", help="the inbox to file every mail under")
-    sp = add("tickets", _tickets, "list cases")
-    sp.add_argument("--inbox")
-    sp.add_argument("--state")
-    sp.add_argument("--json", action="store_true")
-    sp = add("show", _show, "one case: fields, messages, audit log")
-    sp.add_argument("ref")
-    sp.add_argument("--json", action="store_true")
+    sp = add("check", _check, "validate the configuration, the keys, and talk to the relay "
+             "and the IMAP servers as the daemon will", gpg=True)
+    sp.add_argument("--offline", action="store_true",
+                    help="check the files only: connect to no relay or IMAP server")
+    sp = add("queue", _queue, "outgoing mail that waits or failed: list it, retry it, drop it")
+    sp.add_argument("action", nargs="?", choices=["retry", "drop"],
+                    help="retry ID|--all-failed: send again now; drop ID: never send it")
+    sp.add_argument("id", nargs="?", type=int, help="the outbox id `mailbot queue` lists")
+    sp.add_argument("--all-failed", action="store_true", help="retry: every failed mail")
+    sp.add_argument("--json", action="store_true", help="machine-readable")
+    sp = add("export", _export, "a reporter's access request: every stored mail of theirs "
+             "as an mbox and their cases' fields as JSON")
+    sp.add_argument("--reporter", required=True, metavar="ADDRESS", help="their mail address")
+    sp.add_argument("--out", type=Path, default=Path("."),
+                    help="the directory for reporter.mbox and cases.json (default: here)")
+    sp.add_argument("--force", action="store_true", help="also while a case of theirs is open")
+    sp = add("erase", _erase, "a reporter's erasure request: pseudonymise their address and "
+             "delete the mail and texts of their closed cases")
+    sp.add_argument("--reporter", required=True, metavar="ADDRESS", help="their mail address")
+    sp.add_argument("--force", action="store_true",
+                    help="also erase the cases of theirs that are still open")
+    sp = add("import", _import, "feed an mbox file or a Maildir through the pipeline", gpg=True)
+    sp.add_argument("path", type=Path, help="an mbox file or a Maildir directory")
+    sp.add_argument("--inbox", help="the inbox to file every mail under (default: the inbox "
+                    "each mail is addressed to, else the first)")
+    sp = add("tickets", _tickets, "list cases, with both deadlines in the policy's time zone")
+    sp.add_argument("--inbox", help="only this inbox")
+    sp.add_argument("--state", choices=[str(s) for s in CaseState], metavar="STATE",
+                    help="only cases in this state: " + ", ".join(CaseState))
+    sp.add_argument("--json", action="store_true", help="machine-readable, times in UTC")
+    sp = add("show", _show, "one case: fields, messages, audit log (times in the policy's "
+             "time zone)")
+    sp.add_argument("ref", help="the case reference, e.g. SEC-2026-0001 (any case)")
+    sp.add_argument("--json", action="store_true", help="machine-readable, times in UTC")
     sp = add("attachments", _attachments,
-             "write the attachments of a case's stored mail into a directory, whole")
-    sp.add_argument("ref")
+             "write the attachments of a case's stored mail into a directory, whole", gpg=True)
+    sp.add_argument("ref", help="the case reference (any case)")
     sp.add_argument("directory", nargs="?", type=Path, default=Path("."),
                     help="where to write them (made if missing; default: here)")
     sp.add_argument("--mail", type=int, help="only this mail of the case (the number a "
                     "notification names); else each mail's into a subdirectory mail-N")
     sp = add("quarantine", _quarantine, "list mail that could not be handled, with reasons")
-    sp.add_argument("--json", action="store_true")
+    sp.add_argument("--json", action="store_true", help="machine-readable")
     sp = add("inbound", _inbound, "received mail: --ignored lists every mail that opened no "
              "case, with its reason")
     sp.add_argument("--ignored", action="store_true", required=True,
                     help="mail that opened no case (bounce, auto-reply, loop, list, duplicate)")
     sp.add_argument("--since", type=_moment, metavar="YYYY-MM-DD|ISO-8601",
                     help="only mail received at or after this day (UTC) or moment")
-    sp.add_argument("--json", action="store_true")
+    sp.add_argument("--json", action="store_true", help="machine-readable")
     sp = add("digest", _digest, "print the weekly digest now, or queue it to send (--send)")
-    sp.add_argument("--send", action="store_true")
+    sp.add_argument("--send", action="store_true",
+                    help="queue it for the [digest] recipients instead of printing it")
     sp.add_argument("--inbox", help="only this inbox")
     listed = sp.add_mutually_exclusive_group()
     listed.add_argument("--due", type=_day, metavar="YYYY-MM-DD",
@@ -110,20 +183,26 @@ def _parser() -> argparse.ArgumentParser:
     listed.add_argument("--broken", action="store_true", help="list every broken promise")
     sp = add("report", _report, "promises kept per inbox and severity over a period "
              "(the compliance report)")
-    sp.add_argument("--from", dest="start", type=_day, required=True, metavar="YYYY-MM-DD")
-    sp.add_argument("--to", dest="end", type=_day, required=True, metavar="YYYY-MM-DD")
+    sp.add_argument("--from", dest="start", type=_day, required=True, metavar="YYYY-MM-DD",
+                    help="the first day of the period")
+    sp.add_argument("--to", dest="end", type=_day, required=True, metavar="YYYY-MM-DD",
+                    help="the last day of the period")
     sp.add_argument("--inbox", help="only this inbox")
-    sp.add_argument("--format", choices=["text", "html", "csv", "json"], default="text")
-    sp = add("retry", _retry, "process one quarantined mail again")
-    sp.add_argument("id", type=int)
-    sp = add("key", _key, "inbox keys: generate INBOX, export INBOX, import FILE")
-    sp.add_argument("action", choices=["generate", "export", "import"])
+    sp.add_argument("--format", choices=["text", "html", "csv", "json"], default="text",
+                    help="default: text")
+    sp = add("retry", _retry, "process one quarantined mail again", gpg=True)
+    sp.add_argument("id", type=int, help="the id `mailbot quarantine` lists")
+    sp = add("key", _key, "inbox keys: generate INBOX, export INBOX, import FILE", gpg=True)
+    sp.add_argument("action", choices=["generate", "export", "import"],
+                    help="generate or export an inbox's key; import a key file")
     sp.add_argument("target", help="an inbox name (generate, export) or a key file (import)")
     sp.add_argument("--expire", default="2y", help="generate: how long the key is valid")
-    sp = add("security-txt", _security_txt, "print an RFC 9116 security.txt for the inboxes")
+    sp = add("security-txt", _security_txt, "print an RFC 9116 security.txt for the inboxes",
+             gpg=True)
     sp.add_argument("--sign", action="store_true", help="clear-sign it with the inbox key")
-    sp = add("status", _status, "what each IMAP watcher is doing (as the daemon recorded it)")
-    sp.add_argument("--json", action="store_true")
+    sp = add("status", _status, "what the sender and each IMAP watcher are doing (as the "
+             "database shows it)")
+    sp.add_argument("--json", action="store_true", help="the IMAP watchers, machine-readable")
     return p
 
 
@@ -173,7 +252,9 @@ async def _check(args: argparse.Namespace, config: Config) -> int:
     if warning := _staff_warning(config):
         print(f"warning: {warning}", file=sys.stderr)
     problems += await asyncio.to_thread(pgpadmin.key_problems, config)
-    problems += await _check_imap(config)
+    if not args.offline:
+        problems += await _check_imap(config)
+        problems += await _check_relay(config)
     for warning in await _list_warnings(config):
         print(f"warning: {warning}", file=sys.stderr)
     for p in problems:
@@ -208,6 +289,83 @@ async def _security_txt(args: argparse.Namespace, config: Config) -> int:
 
     print(await asyncio.to_thread(pgpadmin.security_txt, config, datetime.now(UTC), args.sign),
           end="")
+    return 0
+
+
+async def _check_relay(config: Config) -> list[str]:
+    from mailbot.relaycheck import relay_problem
+
+    cfg = config.smtp_out
+    if problem := await relay_problem(cfg):
+        return [problem]
+    if cfg.maildir is not None:
+        print(f"outgoing mail: maildir {cfg.maildir}: OK (writable)")
+    else:
+        steps = ["EHLO"] + (["STARTTLS"] if cfg.tls == "starttls" else []) \
+            + (["AUTH"] if cfg.username and cfg.password_file else [])
+        print(f"outgoing mail: relay {cfg.host}:{cfg.port}: OK ({', '.join(steps)})")
+    return []
+
+
+async def _queue(args: argparse.Namespace, config: Config) -> int:
+    from mailbot import outqueue
+
+    if args.action is None and (args.id is not None or args.all_failed):
+        print("error: queue: an id or --all-failed goes with retry or drop", file=sys.stderr)
+        return 2
+    if args.action == "retry" and (args.id is None) == (not args.all_failed):
+        print("error: queue retry: give one ID or --all-failed", file=sys.stderr)
+        return 2
+    if args.action == "drop" and (args.id is None or args.all_failed):
+        print("error: queue drop: give one ID", file=sys.stderr)
+        return 2
+    store = await _open(config)
+    try:
+        if args.action == "retry":
+            done = await outqueue.retry(store, system_clock,
+                                        None if args.all_failed else [args.id])
+            print(f"{len(done)} mails due now: the daemon sends them within a minute"
+                  if done else "no failed mail to retry")
+            return 0
+        if args.action == "drop":
+            mail = await outqueue.drop(store, system_clock, args.id)
+            print(f"outbox {mail.id} ({mail.purpose}) dropped: it will not be sent")
+            return 0
+        mails = await outqueue.listing(store)
+    finally:
+        await store.close()
+    now = system_clock()
+    if args.json:
+        print(json.dumps([outqueue.as_json(m, now) for m in mails], indent=2))
+        return 0
+    if not mails:
+        print("the outgoing queue is empty", file=sys.stderr)
+        return 0
+    print("\n".join(outqueue.as_lines(mails, now)))
+    return 0
+
+
+async def _export(args: argparse.Namespace, config: Config) -> int:
+    from mailbot.reporterdata import export
+
+    store = await _open(config)
+    try:
+        done = await export(store, args.reporter, args.out, args.force)
+    finally:
+        await store.close()
+    print(f"{done.mails} mails in {done.mbox}, {done.cases} cases in {done.fields}")
+    return 0
+
+
+async def _erase(args: argparse.Namespace, config: Config) -> int:
+    from mailbot.reporterdata import erase_reporter
+
+    store = await _open(config)
+    try:
+        cases, mails = await erase_reporter(store, system_clock, args.reporter, args.force)
+    finally:
+        await store.close()
+    print(f"{args.reporter}: erased from {cases} cases; {mails} stored mails deleted")
     return 0
 
 
@@ -253,14 +411,18 @@ async def _list_warnings(config: Config) -> list[str]:
 
 
 async def _status(args: argparse.Namespace, config: Config) -> int:
+    from mailbot.outqueue import sender_state
     from mailbot.store import imap as imap_q
 
     store = await _open(config)
     try:
         async with store.read() as db:
             rows = {r["mailbox"]: r for r in await imap_q.statuses(db)}
+            sender = await sender_state(db)
     finally:
         await store.close()
+    if not args.json:
+        print(f"{'sender':<12} {_outgoing(config):<40} {sender.line(system_clock())}")
     watched = [(i.name, i.imap.mailbox) for i in config.inboxes if i.imap]
     for inbox, mailbox in watched:  # configured, but no daemon has started it yet
         rows.setdefault(mailbox, {"mailbox": mailbox, "inbox": inbox, "state": "never started"})
@@ -284,18 +446,26 @@ async def _status(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
+def _outgoing(config: Config) -> str:
+    cfg = config.smtp_out
+    return f"maildir {cfg.maildir}" if cfg.maildir else f"relay {cfg.host}:{cfg.port}"
+
+
 async def _open(config: Config) -> Store:
     return await Store.open(config.storage.database)
 
 
 async def _import(args: argparse.Namespace, config: Config) -> int:
-    from mailbot.intake.mbox import import_path
+    from mailbot.intake.mbox import import_path, source_problem
     from mailbot.triage.pipeline import Pipeline
     from mailbot.triage.worker import Worker
 
     if args.inbox and args.inbox not in {i.name for i in config.inboxes}:
         print(f"error: no inbox named {args.inbox!r}", file=sys.stderr)
         return 2
+    if problem := source_problem(args.path):  # before the database is made or opened
+        print(f"error: {problem}", file=sys.stderr)
+        return 1
     if warning := _staff_warning(config):
         log.warning("%s", warning)
     store = await _open(config)
@@ -310,8 +480,8 @@ async def _import(args: argparse.Namespace, config: Config) -> int:
         tally[o.status] = tally.get(o.status, 0) + 1
     opened = sum(1 for o in outcomes if o.opened)
     print(f"stored {result.stored} new mails ({result.duplicates} already stored); "
-          f"processed {len(outcomes)}: {opened} new cases, "
-          + ", ".join(f"{n} {s}" for s, n in sorted(tally.items())))
+          + ", ".join([f"processed {len(outcomes)}: {opened} new cases",
+                       *(f"{n} {s}" for s, n in sorted(tally.items()))]))
     return 0
 
 
@@ -325,8 +495,14 @@ async def _tickets(args: argparse.Namespace, config: Config) -> int:
     if args.json:
         print(json.dumps([_case_json(r) for r in rows], indent=2))
         return 0
+    if rows:
+        print(f"{'REF':<16} {'STATE':<10} {'FIRST RESPONSE DUE':<23} {'RESOLUTION DUE':<23} "
+              f"{'REPORTER':<30} SUBJECT")
     for r in rows:
-        print(f"{r['ref']:<16} {r['state']:<10} {r['first_response_due'][:10]}  "
+        first = "done" if r["first_responded_at"] else _local(config, r["inbox"],
+                                                               r["first_response_due"])
+        print(f"{r['ref']:<16} {r['state']:<10} {first:<23} "
+              f"{_local(config, r['inbox'], r['resolution_due']):<23} "
               f"{r['reporter']:<30} {r['subject'][:60]}")
     if not rows:
         print("no cases", file=sys.stderr)
@@ -337,7 +513,7 @@ async def _show(args: argparse.Namespace, config: Config) -> int:
     store = await _open(config)
     try:
         async with store.read() as db:
-            case = await case_q.get(db, args.ref)
+            case = await _case(db, args.ref)
             if case is None:
                 print(f"error: no case {args.ref}", file=sys.stderr)
                 return 1
@@ -349,22 +525,24 @@ async def _show(args: argparse.Namespace, config: Config) -> int:
     if args.json:
         print(json.dumps(data, indent=2, ensure_ascii=False))
         return 0
+    inbox = case["inbox"]
     for key, value in _case_json(case).items():
         if value is not None:
-            print(f"{key + ':':<20} {value}")
+            print(f"{key + ':':<20} {_local(config, inbox, value)}")
     for m in messages:
         arrow = "<-" if m["direction"] == "in" else "->"
         trust = "" if m["trusted"] else " [untrusted]"
         pgp = " [UNDECRYPTABLE]" if not m["readable"] else " [encrypted]" if m["encrypted"] else ""
         if m["signature"] != "none":
             pgp += f" [signature {m['signature']}{' ' + m['signer'] if m['signer'] else ''}]"
-        print(f"\n{arrow} {m['date']} {m['kind']} {m['sender']}{trust}{pgp}\n   {m['subject']}")
+        print(f"\n{arrow} {_local(config, inbox, m['date'])} {m['kind']} {m['sender']}{trust}"
+              f"{pgp}\n   {m['subject']}")
         for line in m["new_text"].splitlines()[:20]:
             print(f"   | {line}")
     print("\naudit log:")
     for e in events:
         change = f" {e['old'] or ''} -> {e['new']}" if e["new"] else ""
-        print(f"  {e['at']} {e['actor']}: {e['action']}{change}"
+        print(f"  {_local(config, inbox, e['at'])} {e['actor']}: {e['action']}{change}"
               + (f" ({e['detail']})" if e["detail"] else ""))
     return 0
 
@@ -376,7 +554,7 @@ async def _attachments(args: argparse.Namespace, config: Config) -> int:
     store = await _open(config)
     try:
         async with store.read() as db:
-            case = await case_q.get(db, args.ref)
+            case = await _case(db, args.ref)
             if case is None:
                 print(f"error: no case {args.ref}", file=sys.stderr)
                 return 1
@@ -409,6 +587,28 @@ async def _attachments(args: argparse.Namespace, config: Config) -> int:
     if not count and not one:
         print(f"{args.ref}: no attachments", file=sys.stderr)
     return 0
+
+
+async def _case(db: Db, ref: str) -> dict[str, Any] | None:
+    """A case by its reference, however it is capitalised (`sec-2026-0001` finds it)."""
+    return await case_q.get(db, ref) or await case_q.get(db, ref.upper())
+
+
+def _local(config: Config, inbox: str, value: Any) -> Any:
+    """A stored UTC time as people read it: in the time zone of the inbox's policy, with
+    the offset (2026-12-23 09:00 +01:00); anything else unchanged."""
+    if not isinstance(value, str) or len(value) < 20 or value[10:11] != "T":
+        return value
+    try:
+        moment = datetime.fromisoformat(value)
+        zone = ZoneInfo(config.policies[config.inbox(inbox).policy].timezone)
+    except (ValueError, KeyError):
+        return value
+    if moment.tzinfo is None:
+        return value
+    local = moment.astimezone(zone)
+    offset = local.strftime("%z")
+    return f"{local:%Y-%m-%d %H:%M} {offset[:3]}:{offset[3:]}"
 
 
 def _case_json(case: dict[str, Any]) -> dict[str, Any]:

@@ -11,7 +11,7 @@ import os
 import re
 import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -150,6 +150,7 @@ class InboxConfig:
     # such as the group's own when the bot is one of its members.
     list_ids: tuple[str, ...] = ()
     aliases: tuple[str, ...] = ()
+    retention: timedelta | None = None  # after closing: its mail and texts are deleted
 
     @property
     def addresses(self) -> tuple[str, ...]:
@@ -228,6 +229,20 @@ class DigestConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class HttpConfig:
+    """/healthz, /readyz and /metrics; off unless `listen` is set."""
+
+    listen: str | None = None  # "127.0.0.1:8026", "[::1]:8026"
+
+    def address(self) -> tuple[str, int] | None:
+        """(host, port) of `listen`, checked at load; None when off."""
+        if self.listen is None:
+            return None
+        host, _, port = self.listen.rpartition(":")
+        return host.strip("[]"), int(port)
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     source: Path | None  # None: the embedded defaults
     storage: StorageConfig
@@ -242,6 +257,7 @@ class Config:
     escalation: EscalationConfig = EscalationConfig()
     limits: LimitsConfig = LimitsConfig()
     security_txt: SecurityTxtConfig = SecurityTxtConfig()
+    http: HttpConfig = HttpConfig()
 
     def inbox_for(self, address: str) -> InboxConfig | None:
         """The inbox a recipient address reaches, also as `local+anything@domain`."""
@@ -322,7 +338,7 @@ def parse_config(data: Mapping[str, Any], path: Path | None) -> Config:
     r = _Reader(path)
     top = r.table(data, "", {"storage", "smtp_in", "smtp_out", "gpg", "policy", "inbox",
                              "staff", "digest", "auth", "escalation", "limits",
-                             "security_txt"})
+                             "security_txt", "http"})
     d = default_config()
 
     t = r.table(top.get("storage", {}), "storage", {"database"})
@@ -411,9 +427,10 @@ def parse_config(data: Mapping[str, Any], path: Path | None) -> Config:
     if unknown:
         r.error("security_txt.inboxes", f"no inbox named {', '.join(unknown)}")
 
+    http = r.http(top.get("http", {}))
     r.raise_if_any()
     return Config(path, storage, smtp_in, smtp_out, gpg, policies, tuple(inboxes), staff, digest,
-                  auth, escalation, limits, security_txt)
+                  auth, escalation, limits, security_txt, http)
 
 
 class _Reader:
@@ -455,6 +472,16 @@ class _Reader:
     def path(self, t: Mapping[str, Any], key: str, default: Path | None) -> Any:
         value = self.get(t, key, str, None)
         return Path(value) if value is not None else default
+
+    def http(self, raw: Any) -> HttpConfig:
+        t = self.table(raw, "http", {f.name for f in fields(HttpConfig)})
+        listen = self.get(t, "http.listen", str, None)
+        if listen is not None:
+            host, _, port = listen.rpartition(":")
+            if not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+                self.error("http.listen", f"{listen!r} is not HOST:PORT (e.g. 127.0.0.1:8026)")
+                return HttpConfig()
+        return HttpConfig(listen)
 
     def port(self, t: Mapping[str, Any], key: str, default: int) -> int:
         value = self.get(t, key, int, default)
@@ -643,7 +670,8 @@ class _Reader:
     def inbox(self, i: int, raw: Any, policies: Mapping[str, PolicyConfig]) -> InboxConfig | None:
         k = f"inbox[{i}]"
         t = self.table(raw, k, {"name", "address", "prefix", "policy", "language", "pgp_key",
-                                "imap", "notify", "staff_auth", "list_ids", "aliases"})
+                                "imap", "notify", "staff_auth", "list_ids", "aliases",
+                                "retention"})
         missing = [f for f in ("name", "address", "prefix", "policy") if f not in t]
         for f in missing:
             self.error(f"{k}.{f}", "is required")
@@ -688,7 +716,21 @@ class _Reader:
         return InboxConfig(name, address, prefix, policy, language, pgp_key, imap,
                            tuple(str(a) for a in notify), tuple(str(p) for p in proofs),
                            tuple(str(x).lower() for x in list_ids),
-                           tuple(str(a) for a in aliases))
+                           tuple(str(a) for a in aliases),
+                           self.retention(t, f"{k}.retention"))
+
+    def retention(self, t: Mapping[str, Any], key: str) -> timedelta | None:
+        """"2 years", "18 months", "90 days": calendar time (a year is 365 days, a month
+        30), never business days: the law counts calendar time."""
+        text = self.get(t, key, str, None)
+        if text is None:
+            return None
+        m = re.fullmatch(r"\s*(\d+)\s*(years?|months?|days?)\s*", text)
+        if not m or int(m.group(1)) == 0:
+            self.error(key, f"{text!r} is not a period like '2 years', '18 months', '90 days'")
+            return None
+        days = {"y": 365, "m": 30, "d": 1}[m.group(2)[0]]
+        return timedelta(days=int(m.group(1)) * days)
 
     def imap(self, k: str, raw: dict[str, Any]) -> ImapConfig | None:
         t = self.table(raw, k, {"host", "port", "tls", "ca_file", "username", "password_file",

@@ -13,12 +13,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 from collections.abc import Awaitable, Callable
 
-from mailbot import logsafe
+from mailbot import http, logsafe, metrics
 from mailbot.clock import Clock, system_clock
 from mailbot.config import Config
+from mailbot.errors import MailbotError
 from mailbot.intake.smtp import IntakeHandler, make_protocol
 from mailbot.intake.watcher import Watchers
 from mailbot.jobs import schedule
@@ -59,10 +61,13 @@ async def run(
         if dkim_dns is not None:  # tests answer DKIM lookups themselves
             pipeline.dkim_dns = dkim_dns
         worker = Worker(pipeline, store, on_queued=sender.wake)
+        live = metrics.Live()
         handler = IntakeHandler(config, store, clock, on_stored=worker.wake)
-        server = await loop.create_server(
-            make_protocol(handler, config), config.smtp_in.host, config.smtp_in.port
-        )
+        handler.commits = metrics.CountedCommit(store, clock, live)
+        server = await listen(loop, _counted(make_protocol(handler, config), live),
+                              config.smtp_in.host, config.smtp_in.port)
+        health = http.Health(config, clock, live)
+        web = await _serve_http(health, config)
         scheduler = await schedule.start(config, store, pipeline.templates, clock, sender.wake,
                                          pipeline.secret)
         port = server.sockets[0].getsockname()[1]
@@ -75,9 +80,13 @@ async def run(
             async with asyncio.TaskGroup() as tg:
                 work = tg.create_task(_supervised("worker", worker.run, stop), name="worker")
                 send = tg.create_task(_supervised("sender", sender.run, stop), name="sender")
+                health.loops = {"worker": lambda: not work.done(),
+                                "sender": lambda: not send.done()}
                 await stop.wait()
                 log.info("stopping: no new connections")
                 server.close()
+                if web is not None:
+                    web.close()
                 await watchers.stop()
                 # Both loops check `stop` between mails; cancel what overruns the deadline.
                 _, pending = await asyncio.wait({work, send}, timeout=SHUTDOWN_DEADLINE)
@@ -90,12 +99,49 @@ async def run(
             server.close()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(server.wait_closed(), 5)
+            if web is not None:
+                web.close()
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 loop.remove_signal_handler(sig)
         await store.close()
         log.info("stopped")
+
+
+def _counted(factory: Callable[[], asyncio.BaseProtocol], live: metrics.Live
+             ) -> Callable[[], asyncio.BaseProtocol]:
+    """The protocol factory, counting each connection it is called for."""
+    def counting() -> asyncio.BaseProtocol:
+        live.connections.inc()
+        return factory()
+
+    return counting
+
+
+async def _serve_http(health: http.Health, config: Config) -> asyncio.Server | None:
+    """The health and metrics endpoints, when `[http] listen` asks for them."""
+    address = config.http.address()
+    if address is None:
+        return None
+    host, port = address
+    try:
+        web = await http.serve(health, host, port)
+    except OSError as e:
+        reason = os.strerror(e.errno).lower() if e.errno else str(e)
+        raise MailbotError(f"http.listen: cannot listen on {host}:{port}: {reason}") from e
+    log.info("health and metrics on http://%s:%d/", host, web.sockets[0].getsockname()[1])
+    return web
+
+
+async def listen(loop: asyncio.AbstractEventLoop, factory: Callable[[], asyncio.BaseProtocol],
+                 host: str, port: int) -> asyncio.Server:
+    """A listening server; a port taken by another process is the operator's one-line error."""
+    try:
+        return await loop.create_server(factory, host, port)
+    except OSError as e:
+        reason = os.strerror(e.errno).lower() if e.errno else str(e)
+        raise MailbotError(f"cannot listen on {host}:{port}: {reason}") from e
 
 
 async def _supervised(name: str, loop: Callable[[asyncio.Event], Awaitable[None]],

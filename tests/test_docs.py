@@ -105,7 +105,7 @@ def _config_keys() -> set[str]:
               "inbox.imap": config.ImapConfig, "staff": config.StaffConfig,
               "auth": config.AuthConfig, "limits": config.LimitsConfig,
               "escalation": config.EscalationConfig, "digest": config.DigestConfig,
-              "security_txt": config.SecurityTxtConfig}
+              "security_txt": config.SecurityTxtConfig, "http": config.HttpConfig}
     skip = {("policy.NAME", "name"), ("inbox", "imap")}  # the table's own name; a sub-table
     return {f"{table}.{f.name}" for table, cls in tables.items()
             for f in dataclasses.fields(cls) if (table, f.name) not in skip}

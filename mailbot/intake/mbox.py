@@ -15,6 +15,7 @@ from pathlib import Path
 
 from mailbot.clock import Clock
 from mailbot.config import Config, InboxConfig
+from mailbot.errors import MailbotError
 from mailbot.intake.durable import Delivery, accept_many
 from mailbot.mail.parse import header_block
 from mailbot.store import Store
@@ -44,13 +45,34 @@ def _addressed_inbox(config: Config, raw: bytes) -> InboxConfig | None:
     return None
 
 
+def source_problem(path: Path) -> str | None:
+    """Why `path` is neither an mbox file nor a Maildir, in words; None when it is one."""
+    if path.is_dir():
+        missing = [d for d in ("cur", "new", "tmp") if not (path / d).is_dir()]
+        if missing:
+            return f"{path}: not a Maildir (no {', '.join(d + '/' for d in missing)} in it)"
+        return None
+    if not path.exists():
+        return f"{path}: no such file or directory"
+    if not path.is_file():
+        return f"{path}: neither an mbox file nor a Maildir"
+    try:
+        with path.open("rb") as f:
+            start = f.read(5)
+    except OSError as e:
+        return f"{path}: cannot read: {(e.strerror or str(e)).lower()}"
+    if start and start != b"From ":  # an empty file is an empty mbox
+        return f"{path}: neither an mbox file (it does not start with 'From ') nor a Maildir"
+    return None
+
+
 def read_mails(path: Path) -> Iterator[bytes]:
+    if problem := source_problem(path):
+        raise MailbotError(problem)
     if path.is_dir():
         box: mailbox.Mailbox[mailbox.Message] = mailbox.Maildir(path, factory=None, create=False)
-    elif path.is_file():
-        box = mailbox.mbox(path, factory=None, create=False)
     else:
-        raise FileNotFoundError(f"{path}: no such mbox file or Maildir")
+        box = mailbox.mbox(path, factory=None, create=False)
     try:
         for key in box.iterkeys():
             yield box.get_bytes(key)

@@ -17,7 +17,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from mailbot.clock import Clock
 from mailbot.config import Config
 from mailbot.errors import TransientError
-from mailbot.jobs import digest
+from mailbot.jobs import digest, retention
 from mailbot.jobs.escalation import Escalator
 from mailbot.jobs.summary import Summaries
 from mailbot.mail.render import Templates
@@ -55,9 +55,17 @@ async def start(
 
         await _guarded("flood summary", run, wake_sender, failing)
 
+    async def retain() -> None:
+        async def run() -> bool:
+            await retention.run(store, config, clock())
+            return False  # it sends nothing
+
+        await _guarded("retention", run, wake_sender, failing)
+
     await weekly_digest()
     await sweep()
     await summary()
+    await retain()
     scheduler = AsyncIOScheduler(job_defaults=JOB_DEFAULTS, timezone=digest.zone_of(config))
     day, _, hhmm = config.digest.schedule.partition(" ")
     hour, minute = hhmm.split(":")
@@ -69,6 +77,7 @@ async def start(
                       id="escalation-sweep")
     scheduler.add_job(summary, IntervalTrigger(seconds=summaries.tick.total_seconds()),
                       id="flood-summary")
+    scheduler.add_job(retain, IntervalTrigger(hours=24), id="retention")
     scheduler.start()
     return scheduler
 

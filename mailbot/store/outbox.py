@@ -98,3 +98,72 @@ async def mark_failed(db: Db, outbox_id: int, *, error: str) -> None:
 async def counts(db: Db) -> dict[str, int]:
     rows = await db.execute_fetchall("SELECT status, count(*) FROM outbox GROUP BY status")
     return {str(r[0]): int(r[1]) for r in rows}
+
+
+@dataclass(frozen=True, slots=True)
+class QueuedMail:
+    """A pending or failed outgoing mail as `mailbot queue` shows it."""
+
+    id: int
+    status: str
+    purpose: str
+    recipients: tuple[str, ...]
+    attempts: int
+    last_error: str | None
+    created_at: str
+    next_attempt_at: str
+    case_id: int | None
+
+
+async def waiting(db: Db) -> list[QueuedMail]:
+    """Every pending and failed mail, oldest first."""
+    rows = await db.execute_fetchall(
+        "SELECT id, status, purpose, rcpt_to, attempts, last_error, created_at, next_attempt_at,"
+        " case_id FROM outbox WHERE status IN ('pending', 'failed') ORDER BY created_at, id")
+    return [QueuedMail(int(r[0]), str(r[1]), str(r[2]), _recipients(r[3]), int(r[4]),
+                       None if r[5] is None else str(r[5]), str(r[6]), str(r[7]),
+                       None if r[8] is None else int(r[8])) for r in rows]
+
+
+async def get_waiting(db: Db, outbox_id: int) -> QueuedMail | None:
+    found = [m for m in await waiting(db) if m.id == outbox_id]
+    return found[0] if found else None
+
+
+async def oldest_pending(db: Db) -> str | None:
+    """When the oldest mail still waiting to go was queued."""
+    r = await one(db, "SELECT min(created_at) FROM outbox WHERE status = 'pending'")
+    return str(r[0]) if r and r[0] else None
+
+
+async def last_error(db: Db) -> str | None:
+    """The error of the pending mail tried most recently: what holds the queue up."""
+    r = await one(db, "SELECT last_error FROM outbox WHERE status = 'pending'"
+                      " AND last_error IS NOT NULL ORDER BY next_attempt_at DESC LIMIT 1")
+    return str(r[0]) if r else None
+
+
+async def retry_now(db: Db, outbox_id: int, now: str) -> bool:
+    """Make a pending or failed mail due now, its backoff started afresh; False if none."""
+    cur = await db.execute(
+        "UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = ?"
+        " WHERE id = ? AND status IN ('pending', 'failed')", (now, outbox_id))
+    return cur.rowcount > 0
+
+
+async def failed_ids(db: Db) -> list[int]:
+    rows = await db.execute_fetchall("SELECT id FROM outbox WHERE status = 'failed' ORDER BY id")
+    return [int(r[0]) for r in rows]
+
+
+async def drop(db: Db, outbox_id: int) -> bool:
+    """Never send this pending or failed mail; the row stays, marked, for the record."""
+    cur = await db.execute("UPDATE outbox SET status = 'dropped' WHERE id = ?"
+                           " AND status IN ('pending', 'failed')", (outbox_id,))
+    return cur.rowcount > 0
+
+
+async def audit(db: Db, *, at: str, actor: str, action: str, outbox_id: int | None,
+                detail: str | None = None) -> None:
+    await db.execute("INSERT INTO ops_audit (at, actor, action, outbox_id, detail)"
+                     " VALUES (?,?,?,?,?)", (at, actor, action, outbox_id, detail))

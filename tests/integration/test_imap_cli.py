@@ -29,8 +29,8 @@ def test_check_logs_in_and_selects_the_folder(
     user = dovecot.add_user()
     dovecot.append(user, reports(2, "check"))
     config = write_imap_config(tmp_path, 1, imap_table(dovecot, user, password_file(tmp_path)))
-    code, out, _ = check(config, capsys)
-    assert code == 0
+    code, out, err = check(config, capsys)
+    assert code == 2 and err.strip().startswith("error: relay 127.0.0.1:1:")  # the only error
     assert f"inbox security: IMAP {user}@127.0.0.1/INBOX: OK (2 messages, UIDVALIDITY" in out
 
 

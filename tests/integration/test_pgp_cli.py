@@ -43,7 +43,7 @@ def test_generate_export_and_check(write_config: Callable[..., Path], home: Path
     path = configure(write_config, home, inbox_key=fpr.group(1))
     exported = mailbot(path, "key", "export", "security")
     assert exported.stdout.startswith("-----BEGIN PGP PUBLIC KEY BLOCK-----")
-    assert mailbot(path, "check").returncode == 0
+    assert mailbot(path, "check", "--offline").returncode == 0
     # What we export is what a reporter imports to write to us.
     client = Client()
     try:
@@ -57,19 +57,19 @@ def test_generate_export_and_check(write_config: Callable[..., Path], home: Path
 def test_check_names_missing_and_unusable_keys(write_config: Callable[..., Path],
                                                home: Path) -> None:
     path = configure(write_config, home, inbox_key=FPR["inbox"], staff_key=FPR["alice"])
-    out = mailbot(path, "check")
+    out = mailbot(path, "check", "--offline")
     assert out.returncode == 2
     assert f"inbox security: pgp_key {FPR['inbox']} is not in the GnuPG home" in out.stderr
     assert f"staff alice@example.org: pgp_fingerprint {FPR['alice']} is not in" in out.stderr
 
     gpg_run(home, "--import", str(KEYS / "inbox.pub.asc"))  # the public half only
     assert mailbot(path, "key", "import", str(KEYS / "alice.pub.asc")).returncode == 0
-    out = mailbot(path, "check")
+    out = mailbot(path, "check", "--offline")
     assert "has no secret key" in out.stderr and "alice" not in out.stderr
 
     path = configure(write_config, home, inbox_key=FPR["old"])
     gpg_run(home, "--import", str(KEYS / "old.sec.asc"))
-    assert "is expired, revoked or cannot encrypt" in mailbot(path, "check").stderr
+    assert "is expired, revoked or cannot encrypt" in mailbot(path, "check", "--offline").stderr
 
 
 def test_check_finds_a_missing_passphrase(write_config: Callable[..., Path], home: Path,
@@ -79,12 +79,12 @@ def test_check_finds_a_missing_passphrase(write_config: Callable[..., Path], hom
         'prefix = "SUP"', f'prefix = "SUP"\npgp_key = "{FPR["support"]}"')
     path = tmp_path / "support.toml"
     path.write_text(text)
-    out = mailbot(path, "check")
+    out = mailbot(path, "check", "--offline")
     assert out.returncode == 2 and "passphrase wrong or missing" in out.stderr
     secret = tmp_path / "passphrase"
     secret.write_text(SUPPORT_PASSPHRASE + "\n")
     path.write_text(text.replace("[gpg]", f'[gpg]\npassphrase_file = "{secret}"'))
-    out = mailbot(path, "check")
+    out = mailbot(path, "check", "--offline")
     assert out.returncode == 0, out.stderr
     assert SUPPORT_PASSPHRASE not in out.stdout + out.stderr
 

@@ -1,0 +1,203 @@
+"""`GET /metrics`: the daemon's numbers in the Prometheus text format (prometheus_client).
+
+Most numbers are read from the database at scrape time, through a read-only connection of
+their own in a thread: they survive restarts, agree with `mailbot status` and `queue`, and
+a scrape never waits for the worker's transaction (WAL readers do not block on writers).
+What the database does not keep (duplicates refused at intake, SMTP connections) is
+counted in this process by `Live` and starts from zero at each start, as Prometheus
+counters may.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from prometheus_client import CollectorRegistry, Counter, generate_latest
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector
+
+from mailbot.clock import Clock, iso
+from mailbot.intake.durable import Accepted, Delivery, GroupCommit
+from mailbot.store import Store
+
+# Seconds from a report's receipt to its acknowledgement leaving (the relay's 250).
+ACK_BUCKETS = (1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0, 4 * 3600.0, 86400.0)
+OPEN = "state NOT IN ('resolved', 'rejected', 'duplicate', 'closed')"
+
+
+@dataclass
+class Live:
+    """Counted in this process: what the database does not keep."""
+
+    registry: CollectorRegistry = field(default_factory=lambda: CollectorRegistry(
+        auto_describe=True))
+
+    def __post_init__(self) -> None:
+        self.connections = Counter("mailbot_smtp_connections", "SMTP/LMTP connections accepted",
+                                   registry=self.registry)
+        self.received = Counter("mailbot_mails_received", "mails taken at intake, by source",
+                                ["source"], registry=self.registry)
+        self.duplicated = Counter("mailbot_mails_duplicated",
+                                  "mails taken at intake that were stored before, by source",
+                                  ["source"], registry=self.registry)
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """The database's numbers at one moment."""
+
+    stored: dict[str, int]  # source -> inbound rows
+    quarantined: dict[str, int]
+    opened: dict[str, int]  # inbox -> cases
+    closed: dict[str, int]
+    outbox: dict[str, int]  # status -> rows
+    oldest_pending_seconds: float
+    due_24h: dict[tuple[str, str], int]  # (inbox, deadline) -> open cases
+    breached: dict[tuple[str, str], int]
+    ack_seconds: list[float]
+    watchers: list[tuple[str, str, str, int]]  # mailbox, inbox, state, failures
+
+
+def snapshot(database: Path, now: datetime) -> Snapshot:
+    """Blocking: run it in a thread."""
+    uri = f"file:{database}?mode=ro"
+    with contextlib.closing(sqlite3.connect(uri, uri=True, timeout=5)) as db:
+        def pairs(sql: str, *params: object) -> dict[str, int]:
+            return {str(k): int(v) for k, v in db.execute(sql, params)}
+
+        def by_deadline(condition: str, *params: object) -> dict[tuple[str, str], int]:
+            out: dict[tuple[str, str], int] = {}
+            for deadline, done in (("first_response", "first_responded_at"),
+                                   ("resolution", "resolved_at")):
+                for inbox, n in db.execute(
+                        f"SELECT inbox, count(*) FROM cases WHERE {OPEN} AND {done} IS NULL"
+                        f" AND {condition.format(due=deadline + '_due')} GROUP BY inbox",
+                        params):
+                    out[(str(inbox), deadline)] = int(n)
+            return out
+
+        t, soon = iso(now), iso(now + timedelta(hours=24))
+        oldest = db.execute("SELECT min(created_at) FROM outbox WHERE status = 'pending'"
+                            ).fetchone()[0]
+        return Snapshot(
+            stored=pairs("SELECT source, count(*) FROM inbound GROUP BY source"),
+            quarantined=pairs("SELECT source, count(*) FROM inbound"
+                              " WHERE status = 'quarantined' GROUP BY source"),
+            opened=pairs("SELECT inbox, count(*) FROM cases GROUP BY inbox"),
+            closed=pairs(f"SELECT inbox, count(*) FROM cases WHERE NOT ({OPEN}) GROUP BY inbox"),
+            outbox=pairs("SELECT status, count(*) FROM outbox GROUP BY status"),
+            oldest_pending_seconds=max(0.0, (now - datetime.fromisoformat(oldest))
+                                       .total_seconds()) if oldest else 0.0,
+            due_24h=by_deadline("{due} >= ? AND {due} < ?", t, soon),
+            breached=by_deadline("{due} < ?", t),
+            ack_seconds=[float(r[0]) for r in db.execute(
+                "SELECT (julianday(o.sent_at) - julianday(c.created_at)) * 86400 FROM outbox o"
+                " JOIN cases c ON c.id = o.case_id WHERE o.purpose GLOB 'ack:*'"
+                " AND o.status = 'sent' AND o.sent_at IS NOT NULL")],
+            watchers=[(str(m), str(i), str(s), int(f)) for m, i, s, f in db.execute(
+                "SELECT mailbox, inbox, state, failures FROM imap_folders ORDER BY mailbox")],
+        )
+
+
+class _Stored(Collector):
+    """The snapshot as metric families, for one scrape."""
+
+    def __init__(self, snap: Snapshot) -> None:
+        self.snap = snap
+
+    def collect(self) -> Iterable[Metric]:
+        s = self.snap
+        yield _family(CounterMetricFamily, "mailbot_mails_stored",
+                      "mails stored (raw, before processing), by source", "source", s.stored)
+        yield _family(GaugeMetricFamily, "mailbot_mails_quarantined",
+                      "mails in quarantine now, by source", "source", s.quarantined)
+        yield _family(CounterMetricFamily, "mailbot_cases_opened", "cases opened, by inbox",
+                      "inbox", s.opened)
+        yield _family(GaugeMetricFamily, "mailbot_cases_closed", "cases closed now, by inbox",
+                      "inbox", s.closed)
+        outbox = GaugeMetricFamily("mailbot_outbox", "outgoing mails, by status",
+                                   labels=["status"])
+        for status in ("pending", "failed"):
+            outbox.add_metric([status], s.outbox.get(status, 0))
+        yield outbox
+        yield GaugeMetricFamily("mailbot_outbox_oldest_pending_seconds",
+                                "age of the oldest pending outgoing mail (0: none waits)",
+                                value=s.oldest_pending_seconds)
+        yield _deadlines("mailbot_deadlines_due_24h",
+                         "open cases whose deadline falls in the next 24 hours", s.due_24h)
+        yield _deadlines("mailbot_deadlines_breached", "open cases past a deadline",
+                         s.breached)
+        yield _histogram(s.ack_seconds)
+        state = GaugeMetricFamily("mailbot_imap_watcher_state",
+                                  "1 for the state each IMAP folder's watcher is in",
+                                  labels=["mailbox", "inbox", "state"])
+        failures = GaugeMetricFamily("mailbot_imap_watcher_failures",
+                                     "failed attempts in a row, per IMAP folder",
+                                     labels=["mailbox", "inbox"])
+        for mailbox, inbox, st, n in s.watchers:
+            state.add_metric([mailbox, inbox, st], 1)
+            failures.add_metric([mailbox, inbox], n)
+        yield state
+        yield failures
+
+
+def _family(kind: type[CounterMetricFamily] | type[GaugeMetricFamily], name: str, doc: str,
+            label: str, values: dict[str, int]) -> Metric:
+    family = kind(name, doc, labels=[label])
+    for key, value in sorted(values.items()):
+        family.add_metric([key], value)
+    return family
+
+
+def _deadlines(name: str, doc: str, values: dict[tuple[str, str], int]) -> Metric:
+    family = GaugeMetricFamily(name, doc, labels=["inbox", "deadline"])
+    for (inbox, deadline), n in sorted(values.items()):
+        family.add_metric([inbox, deadline], n)
+    return family
+
+
+def _histogram(seconds: list[float]) -> Metric:
+    buckets = [(str(b), sum(1 for s in seconds if s <= b)) for b in ACK_BUCKETS]
+    buckets.append(("+Inf", len(seconds)))
+    family = HistogramMetricFamily("mailbot_ack_latency_seconds",
+                                   "seconds from a report's receipt to its acknowledgement"
+                                   " leaving")
+    family.add_metric([], buckets, sum_value=sum(seconds))
+    return family
+
+
+def render(snap: Snapshot, live: Live) -> bytes:
+    """The page: the snapshot's families, then this process's counters."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Stored(snap))
+    return generate_latest(registry) + generate_latest(live.registry)
+
+
+def page(database: Path, live: Live, now: datetime) -> bytes:
+    """Blocking: the whole /metrics page (run it in a thread)."""
+    return render(snapshot(database, now), live)
+
+
+class CountedCommit(GroupCommit):
+    """Intake's group commit, counting each mail taken and each one stored before."""
+
+    def __init__(self, store: Store, clock: Clock, live: Live) -> None:
+        super().__init__(store, clock)
+        self.live = live
+
+    async def accept(self, delivery: Delivery) -> Accepted:
+        accepted = await super().accept(delivery)
+        self.live.received.labels(delivery.source).inc()
+        if not accepted.new:
+            self.live.duplicated.labels(delivery.source).inc()
+        return accepted
