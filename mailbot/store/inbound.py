@@ -117,8 +117,8 @@ async def pending(
             " ORDER BY id LIMIT ?", (after, limit))
         ids: list[int] = []
         total = 0
-        for row_id, size in sizes:
-            if ids and total + (size or 0) > max_bytes:
+        for row_id, size in sizes:  # a row is taken while the bytes before it fit
+            if total >= max_bytes:
                 break
             ids.append(int(row_id))
             total += size or 0
