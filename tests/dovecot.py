@@ -108,6 +108,13 @@ class ImapServer:
         self._users: dict[str, str] = {}
         self._pool = [f"user{i}" for i in range(POOL, 0, -1)]
 
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Stop the server and remove its files."""
+        raise NotImplementedError
+
     def add_user(self) -> str:
         """A mailbox owner no other test has used; the password is PASSWORD."""
         name = self._pool.pop()
