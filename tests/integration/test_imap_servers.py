@@ -89,6 +89,34 @@ async def test_bare_processed_folder_goes_under_the_inbox_namespace(
     assert code == 0 and "processed folder 'INBOX.Processed' exists" in out
 
 
+ARCHIVE = """\
+namespace inbox {
+  inbox = yes
+  mailbox "Saved" {
+    special_use = \\Archive
+    auto = create
+  }
+}
+"""
+
+
+async def test_special_use_archive_is_found_by_its_flag(
+    make_dovecot: Callable[..., Dovecot], sink: Sink, tmp_path: Path
+) -> None:
+    """processed_folder = "\\Archive" moves taken mail to whichever folder the server flags
+    \\Archive (RFC 6154), whatever its name."""
+    server = make_dovecot(namespace=ARCHIVE)
+    user = server.add_user()
+    await asyncio.to_thread(server.append, user, reports(2, "archive"))
+    path = write_imap_config(tmp_path, sink.port, imap_table(
+        server, user, password_file(tmp_path), processed_folder="\\Archive"))
+    db = load_config(path).storage.database
+    async with running_bot(load_config(path), MovingClock(FRIDAY_EVENING)):
+        await until(lambda: scalar(db, "SELECT sum(marked) FROM imap_messages") == 2)
+    assert server.flags(user) == {}
+    assert len(server.flags(user, "Saved")) == 2
+
+
 async def test_refused_processed_folder_never_stops_intake(
     make_dovecot: Callable[..., Dovecot], sink: Sink, tmp_path: Path,
     capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture,
