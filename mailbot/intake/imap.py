@@ -9,6 +9,7 @@ message names the password.
 from __future__ import annotations
 
 import contextlib
+import re
 import select
 import ssl
 import time
@@ -25,6 +26,7 @@ from mailbot.errors import ImapError, ImapLoginRefused, ImapNoFolder
 SEEN = rb"\Seen"
 DELETED = rb"\Deleted"
 KEYWORD = b"$MailbotTaken"
+TIMING = re.compile(r"\s*\([\d.+ ]+ secs\)(?=\.?$)")
 NO_UIDNEXT = 2**32  # UIDs are 32-bit: below this, every UID gets the Message-ID check
 IDLE_MAX = 25 * 60.0  # RFC 2177: a server may drop an IDLE after 29 minutes; renew well before
 BATCH_COUNT = 200  # messages per FETCH (and per commit)
@@ -78,7 +80,9 @@ def _translate(cfg: ImapConfig, doing: str) -> Iterator[None]:
 
 def _text(e: Exception) -> str:
     s = str(e.args[0] if e.args else e)
-    return s[2:-1] if s.startswith(("b'", 'b"')) else s
+    s = s[2:-1] if s.startswith(("b'", 'b"')) else s
+    # Dovecot's timings ("(0.001 + 0.000 secs).") would make the same refusal a new message.
+    return TIMING.sub("", s)
 
 
 class Session:
