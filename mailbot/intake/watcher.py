@@ -3,10 +3,11 @@
 A session: select the folder; if its UIDVALIDITY is not the one stored, count UIDs afresh
 (mail already taken is recognised, see `ledger.py`); finish marking what a crash left
 unmarked; then fetch every UID above the last one taken, in batches, commit each batch and
-only then mark it on the server. Then IDLE (or poll) and do it again. Any failure (drop,
-timeout, BYE, refused login, a busy database) ends the session; the watcher reconnects
-after an exponential backoff with jitter, capped at `backoff_max`. A watcher's troubles are
-its own: they never reach another watcher, the listener or the loop.
+only then mark it on the server. Then IDLE, ended every `idle_check` seconds for a look
+of its own (some servers' IDLE reports new mail a minute late), or poll; and do it again.
+Any failure (drop, timeout, BYE, refused login, a busy database) ends the session; the
+watcher reconnects after an exponential backoff with jitter, capped at `backoff_max`. A
+watcher's troubles are its own: they never reach another watcher, the listener or the loop.
 """
 
 from __future__ import annotations
