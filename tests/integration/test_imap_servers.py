@@ -21,7 +21,7 @@ import pytest
 
 from mailbot.cli import main
 from mailbot.config import load_config
-from tests.dovecot import INBOX_NAMESPACE, Dovecot, ImapServer
+from tests.dovecot import INBOX_NAMESPACE, PLAIN_CAPABILITIES, Dovecot, ImapServer
 from tests.imap_proxy import ImapProxy
 from tests.imap_support import (
     SEEN,
@@ -183,8 +183,6 @@ async def test_status_says_how_each_watcher_waits(
     make_dovecot: Callable[..., Dovecot], dovecot: Dovecot, sink: Sink, tmp_path: Path
 ) -> None:
     """`status` says IDLE with looks on a server with IDLE, polling and why without."""
-    from tests.dovecot import PLAIN_CAPABILITIES
-
     plain = make_dovecot(PLAIN_CAPABILITIES)
     sec, sup = dovecot.add_user(), plain.add_user()
     path = write_imap_config(
