@@ -256,3 +256,26 @@ async def test_select_without_uidnext_keeps_the_message_id_check(
     assert bare.withheld >= 2, "the proxy never withheld UIDNEXT: the test proves nothing"
     assert_once_each(db, 5)
     assert rows(db, "SELECT resync_below FROM imap_folders") == [(6,)]
+
+
+async def test_processed_folder_deleted_while_watching_never_stops_intake(
+    dovecot: Dovecot, sink: Sink, tmp_path: Path
+) -> None:
+    """A colleague deletes the processed folder while the watcher runs: the MOVE is refused,
+    so new mail is stored and marked \\Seen in place instead, with a warning."""
+    user = dovecot.add_user()
+    path = write_imap_config(tmp_path, sink.port, imap_table(
+        dovecot, user, password_file(tmp_path), processed_folder="Done"))
+    db = load_config(path).storage.database
+    async with running_bot(load_config(path), MovingClock(FRIDAY_EVENING)):
+        await until(lambda: (state(db, user) or ("",))[0] == "idle")
+        await asyncio.to_thread(dovecot.append, user, reports(1, "first"))
+        await until(lambda: scalar(db, "SELECT sum(marked) FROM imap_messages") == 1)
+        with dovecot.client(user) as c:
+            c.delete_folder("Done")
+        await asyncio.to_thread(dovecot.append, user, reports(2, "after"))
+        await until(lambda: scalar(db, "SELECT sum(marked) FROM imap_messages") == 3)
+        await until(lambda: folder_row(db).get("warnings"))
+    assert scalar(db, "SELECT count(*) FROM inbound") == 3
+    assert list(dovecot.flags(user).values()) == [(SEEN,), (SEEN,)]
+    assert "processed folder 'Done' refused" in str(folder_row(db)["warnings"])
