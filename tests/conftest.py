@@ -148,6 +148,25 @@ def imap_server(request: pytest.FixtureRequest) -> ImapServer:
     return server
 
 
+@pytest.fixture(params=["dovecot", "pymap"])
+def own_imap_server(request: pytest.FixtureRequest) -> Iterator[ImapServer]:
+    """A started server of the test's own (it may stop and start it): Dovecot, then pymap."""
+    server: ImapServer
+    if request.param == "dovecot":
+        server = request.getfixturevalue("make_dovecot")()
+        yield server
+        return
+    if why := pymap_available():
+        pytest.skip(why)
+    server = Pymap()
+    try:
+        server.start()
+    except RuntimeError as e:
+        pytest.skip(f"pymap cannot start here: {e}")
+    yield server
+    server.close()
+
+
 # CI replays the same examples every run (a landing must not fail by chance); local runs
 # keep exploring new ones.
 settings.register_profile("ci", derandomize=True)

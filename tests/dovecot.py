@@ -111,6 +111,10 @@ class ImapServer:
     def start(self) -> None:
         raise NotImplementedError
 
+    def stop(self) -> None:
+        """Stop the server as a service manager would; `start` brings it back."""
+        raise NotImplementedError
+
     def close(self) -> None:
         """Stop the server and remove its files."""
         raise NotImplementedError

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
-from collections.abc import Callable
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -38,10 +37,10 @@ def assert_once_each(db: Path, count: int) -> None:
 
 
 async def test_server_restart_mid_session_loses_and_duplicates_nothing(
-    make_dovecot: Callable[..., Dovecot], sink: Sink, tmp_path: Path
+    own_imap_server: ImapServer, sink: Sink, tmp_path: Path
 ) -> None:
-    """Dovecot stopped while mail is being taken, then started again: every mail once."""
-    server = make_dovecot()
+    """The server stopped while mail is being taken, then started again: every mail once."""
+    server = own_imap_server
     user = server.add_user()
     config = load_config(write_imap_config(
         tmp_path, sink.port, imap_table(server, user, password_file(tmp_path))))
