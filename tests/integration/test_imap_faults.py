@@ -13,7 +13,7 @@ import pytest
 
 from mailbot.config import load_config
 from mailbot.intake.watcher import backoff
-from tests.dovecot import Dovecot, ImapServer
+from tests.dovecot import ImapServer
 from tests.imap_support import (
     SEEN,
     imap_table,
@@ -97,25 +97,25 @@ async def test_uidvalidity_change_resyncs_without_duplicates(
 
 
 async def test_wrong_password_is_reported_and_retried_with_backoff(
-    dovecot: Dovecot, sink: Sink, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    imap_server: ImapServer, sink: Sink, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A refused login backs off and retries, says why (never the password), while the other
     mailbox and the SMTP listener work; a corrected password file is picked up."""
-    bad, good = dovecot.add_user(), dovecot.add_user()
+    bad, good = imap_server.add_user(), imap_server.add_user()
     secret = password_file(tmp_path, "hunter2-wrong", "bad.pw")
     config = load_config(write_imap_config(
-        tmp_path, sink.port, imap_table(dovecot, bad, secret, backoff_max=0.4),
-        imap_table(dovecot, good, password_file(tmp_path))))
+        tmp_path, sink.port, imap_table(imap_server, bad, secret, backoff_max=0.4),
+        imap_table(imap_server, good, password_file(tmp_path))))
     db = config.storage.database
     caplog.set_level(logging.INFO)
     async with running_bot(config, MovingClock(FRIDAY_EVENING)) as bot:
         await until(lambda: (state(db, bad) or ("", 0))[1] >= 3)
-        await asyncio.to_thread(dovecot.append, good, reports(1, "other"))
+        await asyncio.to_thread(imap_server.append, good, reports(1, "other"))
         await bot.send(report(message_id="<by-smtp@example.net>"))
         await until(lambda: scalar(db, "SELECT count(*) FROM cases") == 2)
         status, failures, error = state(db, bad)  # type: ignore[misc]
         assert status in ("backing off", "connecting") and failures >= 3
-        assert f"login as '{bad}' refused by 127.0.0.1:{dovecot.port}" in error
+        assert f"login as '{bad}' refused by 127.0.0.1:{imap_server.port}" in error
         assert "AUTHENTICATIONFAILED" in error
         secret.write_text("secret\n")
         await until(lambda: (state(db, bad) or ("",))[0] == "idle")
