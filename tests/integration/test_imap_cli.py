@@ -63,15 +63,15 @@ def test_check_reports_imap_failures_without_the_secret(
 
 
 async def test_status_shows_each_watcher_from_another_process(
-    dovecot: Dovecot, sink: Sink, tmp_path: Path
+    imap_server: ImapServer, sink: Sink, tmp_path: Path
 ) -> None:
     """`mailbot status` (another process) shows state, UIDVALIDITY and last UID per folder,
     and a configured folder no daemon has watched yet."""
-    user = dovecot.add_user()
-    await asyncio.to_thread(dovecot.append, user, reports(3, "status"))
+    user = imap_server.add_user()
+    await asyncio.to_thread(imap_server.append, user, reports(3, "status"))
     path = write_imap_config(tmp_path, sink.port, imap_table(
-        dovecot, user, password_file(tmp_path)), imap_table(
-        dovecot, "nobody", password_file(tmp_path), folder="Elsewhere"))
+        imap_server, user, password_file(tmp_path)), imap_table(
+        imap_server, "nobody", password_file(tmp_path), folder="Elsewhere"))
     config = load_config(path)
     db = config.storage.database
     async with running_bot(config, MovingClock(FRIDAY_EVENING)):
