@@ -377,13 +377,21 @@ async def _check_imap(config: Config) -> list[str]:
     for inbox in config.inboxes:
         if inbox.imap is None:
             continue
+        where = f"inbox {inbox.name}: IMAP {inbox.imap.mailbox}"
         try:
-            folder = await asyncio.to_thread(probe, inbox.imap)
+            found = await asyncio.to_thread(probe, inbox.imap)
         except MailbotError as e:
-            problems.append(f"inbox {inbox.name}: IMAP {inbox.imap.mailbox}: {e}")
+            problems.append(f"{where}: {e}")
             continue
-        print(f"inbox {inbox.name}: IMAP {inbox.imap.mailbox}: OK ({folder.exists} messages,"
-              f" UIDVALIDITY {folder.uidvalidity})")
+        folder = found.folder
+        print(f"{where}: OK ({folder.exists} messages, UIDVALIDITY {folder.uidvalidity})")
+        if found.processed:
+            print(f"{where}: processed folder {found.processed}")
+        for warning in found.warnings:
+            if warning.startswith("processed folder"):  # mail would stay marked in place
+                problems.append(f"{where}: {warning}")
+            else:
+                print(f"warning: {where}: {warning}", file=sys.stderr)
     return problems
 
 
@@ -440,6 +448,10 @@ async def _status(args: argparse.Namespace, config: Config) -> int:
             line += f"; {r['failures']} failures in a row"
         if r.get("last_error"):
             line += f"\n{'':<13}last error: {r['last_error']}"
+        if r.get("mode"):
+            line += f"\n{'':<13}waiting: {r['mode']}"
+        if r.get("warnings"):
+            line += f"\n{'':<13}warning: {r['warnings']}"
         print(line)
     if not rows:
         print("no IMAP folders are watched", file=sys.stderr)

@@ -110,6 +110,7 @@ class ImapConfig:
     processed_folder: str | None = None  # move taken mail here instead of marking it
     mark: str = "seen"  # seen (\Seen) | keyword ($MailbotTaken): how taken mail is marked
     poll_interval: float = 60.0  # seconds between looks without IDLE; also renews an IDLE
+    idle_check: float = 10.0  # seconds: while idling, look for mail anyway (0: trust IDLE)
     backoff_max: float = 300.0  # seconds: the longest wait between reconnection attempts
     timeout: float = 30.0  # seconds for connecting and for each command
 
@@ -735,7 +736,7 @@ class _Reader:
     def imap(self, k: str, raw: dict[str, Any]) -> ImapConfig | None:
         t = self.table(raw, k, {"host", "port", "tls", "ca_file", "username", "password_file",
                                 "password_env", "folder", "processed_folder", "mark",
-                                "poll_interval", "backoff_max", "timeout"})
+                                "poll_interval", "idle_check", "backoff_max", "timeout"})
         for f in ("host", "username"):
             if f not in t:
                 self.error(f"{k}.{f}", "is required")
@@ -749,6 +750,8 @@ class _Reader:
         poll, backoff, timeout = (self.seconds(t, f"{k}.{f}", default) for f, default in
                                   (("poll_interval", 60.0), ("backoff_max", 300.0),
                                    ("timeout", 30.0)))
+        idle_check = 0.0 if t.get("idle_check") == 0 else self.seconds(
+            t, f"{k}.idle_check", 10.0)
         return ImapConfig(
             host=self.get(t, f"{k}.host", str, ""),
             username=self.get(t, f"{k}.username", str, ""),
@@ -761,6 +764,7 @@ class _Reader:
             processed_folder=processed,
             mark=self.choice(t, f"{k}.mark", ("seen", "keyword"), "seen"),
             poll_interval=poll,
+            idle_check=idle_check,
             backoff_max=backoff,
             timeout=timeout,
         )

@@ -13,9 +13,11 @@ from aiosmtpd.smtp import SMTP
 from hypothesis import settings
 
 from mailbot.config import load_config
-from tests.dovecot import Dovecot
+from tests.dovecot import Dovecot, ImapServer
 from tests.dovecot import available as dovecot_available
 from tests.pgp_support import Client
+from tests.pymap_server import Pymap
+from tests.pymap_server import available as pymap_available
 from tests.support import (
     CONFIG,
     FRIDAY_EVENING,
@@ -107,8 +109,8 @@ def make_dovecot() -> Iterator[Callable[..., Dovecot]]:
         pytest.skip("Dovecot is not installed (bash scripts/test.sh installs dovecot-imapd)")
     made: list[Dovecot] = []
 
-    def make(capabilities: str | None = None) -> Dovecot:
-        server = Dovecot(capabilities)
+    def make(capabilities: str | None = None, namespace: str = "") -> Dovecot:
+        server = Dovecot(capabilities, namespace)
         made.append(server)
         server.start()
         return server
@@ -116,6 +118,53 @@ def make_dovecot() -> Iterator[Callable[..., Dovecot]]:
     yield make
     for server in made:
         server.close()
+
+
+@pytest.fixture(scope="session")
+def pymap_server() -> Iterator[Pymap]:
+    """One real pymap (a second IMAP implementation) for the session, users kept apart."""
+    if why := pymap_available():
+        pytest.skip(why)
+    server = Pymap()
+    try:
+        server.start()
+    except RuntimeError as e:
+        pytest.skip(f"pymap cannot start here: {e}")
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def pymap(pymap_server: Pymap) -> Pymap:
+    if pymap_server.proc is None:
+        pymap_server.start()
+    return pymap_server
+
+
+@pytest.fixture(params=["dovecot", "pymap"])
+def imap_server(request: pytest.FixtureRequest) -> ImapServer:
+    """Each IMAP watcher test runs against Dovecot and against pymap."""
+    server: ImapServer = request.getfixturevalue(request.param)
+    return server
+
+
+@pytest.fixture(params=["dovecot", "pymap"])
+def own_imap_server(request: pytest.FixtureRequest) -> Iterator[ImapServer]:
+    """A started server of the test's own (it may stop and start it): Dovecot, then pymap."""
+    server: ImapServer
+    if request.param == "dovecot":
+        server = request.getfixturevalue("make_dovecot")()
+        yield server
+        return
+    if why := pymap_available():
+        pytest.skip(why)
+    server = Pymap()
+    try:
+        server.start()
+    except RuntimeError as e:
+        pytest.skip(f"pymap cannot start here: {e}")
+    yield server
+    server.close()
 
 
 # CI replays the same examples every run (a landing must not fail by chance); local runs

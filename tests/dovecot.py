@@ -87,14 +87,83 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-class Dovecot:
-    def __init__(self, capabilities: str | None = None) -> None:
-        self.root = Path(tempfile.mkdtemp(prefix="mailbot-dovecot-"))
-        self.root.chmod(0o755)  # the mail user (not us, when we are root) works under it
+# Courier's and Cyrus's layout: every personal folder lives under "INBOX.", so a bare
+# `CREATE Processed` is refused.
+INBOX_NAMESPACE = """\
+namespace inbox {
+  inbox = yes
+  prefix = INBOX.
+  separator = .
+}
+"""
+
+
+class ImapServer:
+    """What the tests need of any IMAP server: a port, users, and a client to append with."""
+
+    name = "imap"
+
+    def __init__(self) -> None:
         self.port = free_port()
-        self.proc: subprocess.Popen[bytes] | None = None
         self._users: dict[str, str] = {}
         self._pool = [f"user{i}" for i in range(POOL, 0, -1)]
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        """Stop the server as a service manager would; `start` brings it back."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Stop the server and remove its files."""
+        raise NotImplementedError
+
+    def add_user(self) -> str:
+        """A mailbox owner no other test has used; the password is PASSWORD."""
+        name = self._pool.pop()
+        self._users[name] = PASSWORD
+        return name
+
+    @contextlib.contextmanager
+    def client(self, user: str) -> Iterator[IMAPClient]:
+        """Another IMAP client, as a mail server or a colleague would be."""
+        c = IMAPClient("127.0.0.1", self.port, ssl=False, timeout=10)
+        try:
+            c.login(user, self._users[user])
+            yield c
+        finally:
+            with contextlib.suppress(Exception):
+                c.logout()
+
+    def append(
+        self, user: str, mails: Sequence[bytes | EmailMessage], folder: str = "INBOX"
+    ) -> None:
+        """APPEND the mails (MULTIAPPEND, a hundred per command)."""
+        raws = [m.as_bytes() if isinstance(m, EmailMessage) else m for m in mails]
+        with self.client(user) as c:
+            if not c.folder_exists(folder):
+                c.create_folder(folder)
+            for start in range(0, len(raws), 100):
+                c.multiappend(folder, raws[start:start + 100])
+
+    def flags(self, user: str, folder: str = "INBOX") -> dict[int, tuple[bytes, ...]]:
+        with self.client(user) as c:
+            c.select_folder(folder, readonly=True)
+            uids = c.search("ALL")
+            found = c.fetch(uids, ["FLAGS"]) if uids else {}
+            return {uid: tuple(f for f in v[b"FLAGS"] if f != rb"\Recent")
+                    for uid, v in found.items()}
+
+
+class Dovecot(ImapServer):
+    name = "dovecot"
+
+    def __init__(self, capabilities: str | None = None, namespace: str = "") -> None:
+        super().__init__()
+        self.root = Path(tempfile.mkdtemp(prefix="mailbot-dovecot-"))
+        self.root.chmod(0o755)  # the mail user (not us, when we are root) works under it
+        self.proc: subprocess.Popen[bytes] | None = None
         root = os.getuid() == 0
         me = pwd.getpwuid(os.getuid()).pw_name
         my_group = grp.getgrgid(os.getgid()).gr_name
@@ -109,7 +178,7 @@ class Dovecot:
             root=self.root, port=self.port, internal_user=me, internal_group=my_group,
             login_user="dovenull" if root else me, mail_user=mail_user, mail_group=mail_group,
             capability=f"imap_capability = {capabilities}" if capabilities else "",
-        ))
+        ) + namespace)
 
     def start(self) -> None:
         assert self.proc is None
@@ -154,41 +223,6 @@ class Dovecot:
     def log(self) -> str:
         path = self.root / "dovecot.log"
         return path.read_text(errors="replace") if path.exists() else ""
-
-    def add_user(self) -> str:
-        """A mailbox owner no other test has used; the password is PASSWORD."""
-        name = self._pool.pop()
-        self._users[name] = PASSWORD
-        return name
-
-    @contextlib.contextmanager
-    def client(self, user: str) -> Iterator[IMAPClient]:
-        """Another IMAP client, as a mail server or a colleague would be."""
-        c = IMAPClient("127.0.0.1", self.port, ssl=False, timeout=10)
-        try:
-            c.login(user, self._users[user])
-            yield c
-        finally:
-            with contextlib.suppress(Exception):
-                c.logout()
-
-    def append(
-        self, user: str, mails: Sequence[bytes | EmailMessage], folder: str = "INBOX"
-    ) -> None:
-        """APPEND the mails (MULTIAPPEND, a hundred per command)."""
-        raws = [m.as_bytes() if isinstance(m, EmailMessage) else m for m in mails]
-        with self.client(user) as c:
-            if not c.folder_exists(folder):
-                c.create_folder(folder)
-            for start in range(0, len(raws), 100):
-                c.multiappend(folder, raws[start:start + 100])
-
-    def flags(self, user: str, folder: str = "INBOX") -> dict[int, tuple[bytes, ...]]:
-        with self.client(user) as c:
-            c.select_folder(folder, readonly=True)
-            uids = c.search("ALL")
-            found = c.fetch(uids, ["FLAGS"]) if uids else {}
-            return {uid: tuple(v[b"FLAGS"]) for uid, v in found.items()}
 
 
 def available() -> bool:

@@ -1,4 +1,4 @@
-"""Helpers for the IMAP tests: a daemon config watching Dovecot folders, and waiting on the
+"""Helpers for the IMAP tests: a daemon config watching IMAP folders, and waiting on the
 database the daemon writes."""
 
 from __future__ import annotations
@@ -8,18 +8,22 @@ import sqlite3
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-from tests.dovecot import Dovecot
 from tests.support import CONFIG, report
 
 SEEN = rb"\Seen"
 
 
-def imap_table(dovecot: Dovecot, user: str, password_file: Path, **options: Any) -> str:
-    """An inline `imap = {...}` for an [[inbox]] watching `user`'s folder on `dovecot`."""
+class Listening(Protocol):
+    port: int
+
+
+def imap_table(server: Listening, user: str, password_file: Path, **options: Any) -> str:
+    """An inline `imap = {...}` for an [[inbox]] watching `user`'s folder on `server` (an
+    IMAP server, or a proxy in front of one)."""
     values: dict[str, Any] = {
-        "host": "127.0.0.1", "port": dovecot.port, "tls": "none", "username": user,
+        "host": "127.0.0.1", "port": server.port, "tls": "none", "username": user,
         "password_file": str(password_file), "poll_interval": 3600, "backoff_max": 0.5,
         "timeout": 5,
     } | options

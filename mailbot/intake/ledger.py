@@ -128,3 +128,7 @@ class Ledger:
         async with self.store.write() as db:
             await imap_q.set_state(db, imap.mailbox, inbox.name, state, error, failures,
                                    iso(self.clock()))
+
+    async def mode(self, imap: ImapConfig, mode: str, warnings: Sequence[str]) -> None:
+        async with self.store.write() as db:
+            await imap_q.set_mode(db, imap.mailbox, mode, warnings)

@@ -3,10 +3,11 @@
 A session: select the folder; if its UIDVALIDITY is not the one stored, count UIDs afresh
 (mail already taken is recognised, see `ledger.py`); finish marking what a crash left
 unmarked; then fetch every UID above the last one taken, in batches, commit each batch and
-only then mark it on the server. Then IDLE (or poll) and do it again. Any failure (drop,
-timeout, BYE, refused login, a busy database) ends the session; the watcher reconnects
-after an exponential backoff with jitter, capped at `backoff_max`. A watcher's troubles are
-its own: they never reach another watcher, the listener or the loop.
+only then mark it on the server. Then IDLE, ended every `idle_check` seconds for a look
+of its own (some servers' IDLE reports new mail a minute late), or poll; and do it again.
+Any failure (drop, timeout, BYE, refused login, a busy database) ends the session; the
+watcher reconnects after an exponential backoff with jitter, capped at `backoff_max`. A
+watcher's troubles are its own: they never reach another watcher, the listener or the loop.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import logging
 import os
 import random
 import threading
+import time
 from collections.abc import Callable
 
 from mailbot.clock import Clock
@@ -48,6 +50,9 @@ class Watcher:
         self._state = ""
         self._last_bug: str | None = None
         self._tries: dict[tuple[int, int], int] = {}  # (UIDVALIDITY, UID) -> failed sessions
+        self._waited = False  # the last wait ended without the server reporting new mail
+        self._missed = 0  # new mail found by a look after an IDLE that reported nothing
+        self._shown: tuple[str, tuple[str, ...]] = ("", ())
         self._stop = threading.Event()
         self._wake_r, self._wake_w = os.pipe()
         self.thread = threading.Thread(target=self._run, name=f"imap-{inbox.name}", daemon=True)
@@ -109,29 +114,66 @@ class Watcher:
         self._report("connecting")
         session = Session.open(self.imap, self.imap.password())
         try:
-            if self.imap.processed_folder:
-                session.ensure_folder(self.imap.processed_folder)
+            session.prepare_processed()
             uidvalidity, last, resync_below = self._resume(session)
             settled = False
+            selected = time.monotonic()
             while not self._stop.is_set():
                 if not settled:
                     self._report("syncing")
+                before = last
                 last = self._sync(session, uidvalidity, last, resync_below)
+                if self._waited and session.can_idle and last > before:
+                    self._missed += 1  # the IDLE said nothing, the check found mail
+                self._show_mode(session)
                 if not settled:
                     self._report("idle" if session.can_idle else "polling")
                     self.failures = 0
                     settled = True
                 told = False
                 if session.can_idle:
-                    told = session.idle(self.imap.poll_interval, self._wake_r)
+                    told = session.idle(min(self.imap.idle_check or self.imap.poll_interval,
+                                            self.imap.poll_interval), self._wake_r)
                 else:
                     self._stop.wait(self.imap.poll_interval)
-                if not told and not self._stop.is_set() and (
-                        session.reselect().uidvalidity != uidvalidity):
-                    uidvalidity, last, resync_below = self._resume(session)
-                    settled = False
+                self._waited = not told
+                if told or self._stop.is_set():
+                    continue
+                # A quiet IDLE: look for new mail anyway (the UID SEARCH of the next sync),
+                # and every poll_interval select again to notice a new UIDVALIDITY.
+                if time.monotonic() - selected >= self.imap.poll_interval or not session.can_idle:
+                    selected = time.monotonic()
+                    if session.reselect().uidvalidity != uidvalidity:
+                        uidvalidity, last, resync_below = self._resume(session)
+                        self._waited = False
+                        settled = False
         finally:
+            self._waited = False
             session.close()
+
+    def _show_mode(self, session: Session) -> None:
+        """Record how this watcher waits for mail and why, and its warnings (on change)."""
+        imap = self.imap
+        if not session.can_idle:
+            mode = f"polling every {imap.poll_interval:g}s: the server does not offer IDLE"
+        elif not imap.idle_check:
+            mode = "IDLE alone (idle_check = 0): the server's notices are trusted"
+        else:
+            mode = f"IDLE, with a look every {imap.idle_check:g}s (idle_check)"
+            if self._missed:
+                mode += (f": the server's IDLE stayed silent about new mail {self._missed}"
+                         " times; the looks found it")
+        shown = (mode, tuple(session.warnings.values()))
+        if shown == self._shown:
+            return
+        for warning in shown[1]:
+            if warning not in self._shown[1]:
+                log.error("imap %s: %s", self.name, warning)
+        self._shown = shown
+        try:
+            self.ledger.call(self.ledger.mode(imap, *shown))
+        except Exception as e:  # the mode is a courtesy; the mail is what matters
+            log.warning("imap %s: cannot record mode: %s", self.name, e)
 
     def _resume(self, session: Session) -> tuple[int, int, int]:
         """(UIDVALIDITY, last UID taken, resync_below) for this session, after marking what
@@ -146,7 +188,7 @@ class Watcher:
             return folder.uidvalidity, stored.last_uid, stored.resync_below
         # A new folder, or a folder the server renumbered: every UID present now may be mail
         # taken before under the old numbering.
-        resync_below = folder.uidnext if stored.uidvalidity is not None else 0
+        resync_below = session.uidnext() if stored.uidvalidity is not None else 0
         if stored.uidvalidity is not None:
             log.warning("imap %s: UIDVALIDITY changed from %d to %d; re-syncing the folder"
                         " (mail already taken is recognised by Message-ID and digest)",

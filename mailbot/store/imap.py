@@ -83,11 +83,18 @@ async def set_state(
         (mailbox, inbox, state, error, failures, at))
 
 
+async def set_mode(db: Db, mailbox: str, mode: str, warnings: Sequence[str]) -> None:
+    """How the watcher waits for mail and why, and where it departs from its config."""
+    await db.execute("UPDATE imap_folders SET mode = ?, warnings = ? WHERE mailbox = ?",
+                     (mode, "; ".join(warnings) or None, mailbox))
+
+
 async def statuses(db: Db) -> list[dict[str, object]]:
     """Each watched folder: its watcher's state, UIDVALIDITY, last UID, and mail not yet
     marked on the server."""
     rows = await db.execute_fetchall(
-        "SELECT f.mailbox, f.inbox, f.state, f.state_at, f.last_error, f.failures, f.uidvalidity,"
+        "SELECT f.mailbox, f.inbox, f.state, f.state_at, f.mode, f.warnings, f.last_error,"
+        " f.failures, f.uidvalidity,"
         " (SELECT max(uid) FROM imap_messages m WHERE m.mailbox = f.mailbox"
         "  AND m.uidvalidity = f.uidvalidity),"
         " (SELECT count(*) FROM imap_messages m WHERE m.mailbox = f.mailbox"
@@ -95,6 +102,6 @@ async def statuses(db: Db) -> list[dict[str, object]]:
         " (SELECT count(*) FROM imap_messages m WHERE m.mailbox = f.mailbox"
         "  AND m.uidvalidity = f.uidvalidity AND marked = 0)"
         " FROM imap_folders f ORDER BY f.inbox, f.mailbox")
-    keys = ("mailbox", "inbox", "state", "since", "last_error", "failures", "uidvalidity",
-            "last_uid", "taken", "unmarked")
+    keys = ("mailbox", "inbox", "state", "since", "mode", "warnings", "last_error", "failures",
+            "uidvalidity", "last_uid", "taken", "unmarked")
     return [dict(zip(keys, r, strict=True)) for r in rows]

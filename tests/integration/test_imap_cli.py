@@ -1,4 +1,4 @@
-"""`mailbot check` and `mailbot status` for IMAP inboxes, against a real Dovecot."""
+"""`mailbot check` and `mailbot status` for IMAP inboxes, against a real Dovecot (and pymap)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 
 from mailbot.cli import main
 from mailbot.config import load_config
-from tests.dovecot import Dovecot
+from tests.dovecot import Dovecot, ImapServer
 from tests.imap_support import imap_table, password_file, reports, scalar, until, write_imap_config
 from tests.integration.test_cli import mailbot
 from tests.support import FRIDAY_EVENING, MovingClock, Sink, running_bot
@@ -23,12 +23,12 @@ def check(config: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, s
 
 
 def test_check_logs_in_and_selects_the_folder(
-    dovecot: Dovecot, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    imap_server: ImapServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """`mailbot check` says the folder was selected, with its size and UIDVALIDITY."""
-    user = dovecot.add_user()
-    dovecot.append(user, reports(2, "check"))
-    config = write_imap_config(tmp_path, 1, imap_table(dovecot, user, password_file(tmp_path)))
+    user = imap_server.add_user()
+    imap_server.append(user, reports(2, "check"))
+    config = write_imap_config(tmp_path, 1, imap_table(imap_server, user, password_file(tmp_path)))
     code, out, err = check(config, capsys)
     assert code == 2 and err.strip().startswith("error: relay 127.0.0.1:1:")  # the only error
     assert f"inbox security: IMAP {user}@127.0.0.1/INBOX: OK (2 messages, UIDVALIDITY" in out
@@ -63,15 +63,15 @@ def test_check_reports_imap_failures_without_the_secret(
 
 
 async def test_status_shows_each_watcher_from_another_process(
-    dovecot: Dovecot, sink: Sink, tmp_path: Path
+    imap_server: ImapServer, sink: Sink, tmp_path: Path
 ) -> None:
     """`mailbot status` (another process) shows state, UIDVALIDITY and last UID per folder,
     and a configured folder no daemon has watched yet."""
-    user = dovecot.add_user()
-    await asyncio.to_thread(dovecot.append, user, reports(3, "status"))
+    user = imap_server.add_user()
+    await asyncio.to_thread(imap_server.append, user, reports(3, "status"))
     path = write_imap_config(tmp_path, sink.port, imap_table(
-        dovecot, user, password_file(tmp_path)), imap_table(
-        dovecot, "nobody", password_file(tmp_path), folder="Elsewhere"))
+        imap_server, user, password_file(tmp_path)), imap_table(
+        imap_server, "nobody", password_file(tmp_path), folder="Elsewhere"))
     config = load_config(path)
     db = config.storage.database
     async with running_bot(config, MovingClock(FRIDAY_EVENING)):

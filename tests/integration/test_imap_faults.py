@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
-from collections.abc import Callable
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -14,7 +13,7 @@ import pytest
 
 from mailbot.config import load_config
 from mailbot.intake.watcher import backoff
-from tests.dovecot import Dovecot
+from tests.dovecot import ImapServer
 from tests.imap_support import (
     SEEN,
     imap_table,
@@ -38,10 +37,10 @@ def assert_once_each(db: Path, count: int) -> None:
 
 
 async def test_server_restart_mid_session_loses_and_duplicates_nothing(
-    make_dovecot: Callable[..., Dovecot], sink: Sink, tmp_path: Path
+    own_imap_server: ImapServer, sink: Sink, tmp_path: Path
 ) -> None:
-    """Dovecot stopped while mail is being taken, then started again: every mail once."""
-    server = make_dovecot()
+    """The server stopped while mail is being taken, then started again: every mail once."""
+    server = own_imap_server
     user = server.add_user()
     config = load_config(write_imap_config(
         tmp_path, sink.port, imap_table(server, user, password_file(tmp_path))))
@@ -63,16 +62,16 @@ async def test_server_restart_mid_session_loses_and_duplicates_nothing(
 
 
 async def test_uidvalidity_change_resyncs_without_duplicates(
-    dovecot: Dovecot, sink: Sink, tmp_path: Path
+    imap_server: ImapServer, sink: Sink, tmp_path: Path
 ) -> None:
     """A folder recreated under a new UIDVALIDITY is taken again, minus what was taken:
     the same bytes by digest, a rewritten copy by Message-ID."""
-    user = dovecot.add_user()
+    user = imap_server.add_user()
     old = reports(4, "renumbered")
-    await asyncio.to_thread(dovecot.append, user, old, "Reports")
+    await asyncio.to_thread(imap_server.append, user, old, "Reports")
     # Nothing tells an IDLE that its folder was replaced: the renewal (poll_interval) notices.
     config = load_config(write_imap_config(tmp_path, sink.port, imap_table(
-        dovecot, user, password_file(tmp_path), folder="Reports", poll_interval=0.3)))
+        imap_server, user, password_file(tmp_path), folder="Reports", poll_interval=0.3)))
     db = config.storage.database
     async with running_bot(config, MovingClock(FRIDAY_EVENING)):
         await until(lambda: scalar(db, "SELECT count(*) FROM inbound WHERE status = 'done'")
@@ -83,8 +82,8 @@ async def test_uidvalidity_change_resyncs_without_duplicates(
         migrated: list[bytes | EmailMessage] = [
             old[0], old[1], b"X-Migrated: yes\r\n" + old[2], old[3],
             report(subject="new after move", message_id="<fresh@example.net>")]
-        await asyncio.to_thread(dovecot.append, user, migrated, "Rebuilt")
-        with dovecot.client(user) as c:
+        await asyncio.to_thread(imap_server.append, user, migrated, "Rebuilt")
+        with imap_server.client(user) as c:
             c.delete_folder("Reports")
             c.rename_folder("Rebuilt", "Reports")
         await until(lambda: scalar(db, "SELECT count(*) FROM imap_messages"
@@ -94,29 +93,29 @@ async def test_uidvalidity_change_resyncs_without_duplicates(
     assert_once_each(db, 5)
     assert rows(db, "SELECT uidvalidity != ?, resync_below FROM imap_folders", (before,)) == [
         (1, 6)]
-    assert all(SEEN in f for f in dovecot.flags(user, "Reports").values())
+    assert all(SEEN in f for f in imap_server.flags(user, "Reports").values())
 
 
 async def test_wrong_password_is_reported_and_retried_with_backoff(
-    dovecot: Dovecot, sink: Sink, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    imap_server: ImapServer, sink: Sink, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A refused login backs off and retries, says why (never the password), while the other
     mailbox and the SMTP listener work; a corrected password file is picked up."""
-    bad, good = dovecot.add_user(), dovecot.add_user()
+    bad, good = imap_server.add_user(), imap_server.add_user()
     secret = password_file(tmp_path, "hunter2-wrong", "bad.pw")
     config = load_config(write_imap_config(
-        tmp_path, sink.port, imap_table(dovecot, bad, secret, backoff_max=0.4),
-        imap_table(dovecot, good, password_file(tmp_path))))
+        tmp_path, sink.port, imap_table(imap_server, bad, secret, backoff_max=0.4),
+        imap_table(imap_server, good, password_file(tmp_path))))
     db = config.storage.database
     caplog.set_level(logging.INFO)
     async with running_bot(config, MovingClock(FRIDAY_EVENING)) as bot:
         await until(lambda: (state(db, bad) or ("", 0))[1] >= 3)
-        await asyncio.to_thread(dovecot.append, good, reports(1, "other"))
+        await asyncio.to_thread(imap_server.append, good, reports(1, "other"))
         await bot.send(report(message_id="<by-smtp@example.net>"))
         await until(lambda: scalar(db, "SELECT count(*) FROM cases") == 2)
         status, failures, error = state(db, bad)  # type: ignore[misc]
         assert status in ("backing off", "connecting") and failures >= 3
-        assert f"login as '{bad}' refused by 127.0.0.1:{dovecot.port}" in error
+        assert f"login as '{bad}' refused by 127.0.0.1:{imap_server.port}" in error
         assert "AUTHENTICATIONFAILED" in error
         secret.write_text("secret\n")
         await until(lambda: (state(db, bad) or ("",))[0] == "idle")
@@ -134,14 +133,14 @@ def test_backoff_doubles_up_to_the_cap_with_jitter() -> None:
 
 
 async def test_crash_after_commit_before_flag_marks_once_and_stores_nothing_again(
-    dovecot: Dovecot, sink: Sink, tmp_path: Path
+    imap_server: ImapServer, sink: Sink, tmp_path: Path
 ) -> None:
     """Mail committed but never flagged (the process died in between) is flagged at the next
     start, and neither stored nor answered again."""
-    user = dovecot.add_user()
-    await asyncio.to_thread(dovecot.append, user, reports(3, "crash"))
+    user = imap_server.add_user()
+    await asyncio.to_thread(imap_server.append, user, reports(3, "crash"))
     config = load_config(write_imap_config(
-        tmp_path, sink.port, imap_table(dovecot, user, password_file(tmp_path))))
+        tmp_path, sink.port, imap_table(imap_server, user, password_file(tmp_path))))
     db = config.storage.database
     async with running_bot(config, MovingClock(FRIDAY_EVENING)):
         await until(lambda: scalar(db, "SELECT count(*) FROM inbound WHERE status = 'done'")
@@ -149,7 +148,7 @@ async def test_crash_after_commit_before_flag_marks_once_and_stores_nothing_agai
         await until(lambda: scalar(db, "SELECT sum(marked) FROM imap_messages") == 3)
         await sink.wait_for(9, to=None)  # an ack and two staff notifications per case
     # What a crash between the commit and the STORE leaves: rows stored, flags not set.
-    with dovecot.client(user) as c:
+    with imap_server.client(user) as c:
         c.select_folder("INBOX")
         c.remove_flags(c.search("ALL"), [SEEN])
     with sqlite3.connect(db) as conn:
@@ -158,5 +157,5 @@ async def test_crash_after_commit_before_flag_marks_once_and_stores_nothing_agai
         await until(lambda: scalar(db, "SELECT sum(marked) FROM imap_messages") == 3)
         await until(lambda: (state(db, user) or ("",))[0] == "idle")
     assert_once_each(db, 3)
-    assert all(SEEN in f for f in dovecot.flags(user).values())
+    assert all(SEEN in f for f in imap_server.flags(user).values())
     assert len(sink.received) == 9

@@ -171,7 +171,10 @@ def test_imap_defaults(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     imap = load_config(write(tmp_path, IMAP + 'tls = "starttls"\n')).inboxes[0].imap
     assert imap is not None
     assert (imap.port, imap.folder, imap.mark, imap.poll_interval) == (143, "INBOX", "seen", 60)
+    assert imap.idle_check == 10
     assert imap.password() == "s3cret"
+    trusting = load_config(write(tmp_path, IMAP + "idle_check = 0\n")).inboxes[0].imap
+    assert trusting is not None and trusting.idle_check == 0
 
 
 @pytest.mark.parametrize(
@@ -181,6 +184,7 @@ def test_imap_defaults(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         ('password_file = "/x"\n', "inbox[0].imap.password_file", "exactly one"),
         ('processed_folder = "INBOX"\n', "inbox[0].imap.processed_folder", "must differ"),
         ("backoff_max = 0\n", "inbox[0].imap.backoff_max", "positive number of seconds"),
+        ("idle_check = -1\n", "inbox[0].imap.idle_check", "positive number of seconds"),
         ('mark = "flagged"\n', "inbox[0].imap.mark", "not one of"),
         ('pasword_env = "X"\n', "inbox[0].imap.pasword_env", "unknown key"),
     ],
