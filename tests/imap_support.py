@@ -26,7 +26,13 @@ def imap_table(server: Listening, user: str, password_file: Path, **options: Any
         "host": "127.0.0.1", "port": server.port, "tls": "none", "username": user,
         "password_file": str(password_file), "poll_interval": 3600, "backoff_max": 0.5,
         "timeout": 5,
-    } | options
+    }
+    # pymap's IDLE tells a session of another session's APPEND late or not at all (seen
+    # with two users appended to at once): on such a server the watcher's look every
+    # idle_check seconds takes the mail, and the tests' waits are shorter than the default.
+    if (idle_check := getattr(server, "idle_check", None)) is not None:
+        values["idle_check"] = idle_check
+    values |= options
     body = ", ".join(f"{k} = {v!r}" if isinstance(v, str) else f"{k} = {v}"
                      for k, v in values.items())
     return "imap = { " + body.replace("'", '"') + " }"

@@ -39,6 +39,7 @@ def _hashed(password: str) -> str:
 
 class Pymap(ImapServer):
     name = "pymap"
+    idle_check = 2  # its IDLE may stay silent about another session's APPEND (imap_table)
 
     def __init__(self) -> None:
         super().__init__()
