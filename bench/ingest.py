@@ -29,7 +29,7 @@ from pathlib import Path
 
 import aiosmtplib
 from aiosmtpd.smtp import SMTP, Envelope, Session
-from corpus import generate, write  # type: ignore[import-not-found]
+from corpus import generate, write
 
 ROOT = Path(__file__).resolve().parents[1]
 PROFILE = os.environ.get("MAILBOT_BENCH_PROFILE")  # a file: run the daemon under cProfile
@@ -138,7 +138,9 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-async def smtp_path(mails: list[bytes], work: Path, clients: int, rate: float | None) -> dict:
+async def smtp_path(
+    mails: list[bytes], work: Path, clients: int, rate: float | None
+) -> dict[str, float]:
     """Start `mailbot run`, send the corpus from `clients` concurrent clients (paced at `rate`
     mails/s when given), wait for every report's ack at the sink."""
     sink = AckSink()

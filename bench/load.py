@@ -26,8 +26,8 @@ from pathlib import Path
 
 import aiosmtplib
 from aiosmtpd.smtp import SMTP, Envelope, Session
-from ingest import _peak_rss_mb, free_port  # type: ignore[import-not-found]
-from sweep import fill  # type: ignore[import-not-found]
+from ingest import _peak_rss_mb, free_port
+from sweep import fill
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 

@@ -18,13 +18,14 @@ import sqlite3
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from mailbot.clock import iso
-from mailbot.config import parse_config
+from mailbot.config import Config, parse_config
 from mailbot.jobs import digest
 from mailbot.jobs.escalation import Escalator
 from mailbot.mail.render import Templates
@@ -39,7 +40,8 @@ def fill(path: Path, count: int, now: datetime = NOW) -> None:
     db.execute("PRAGMA synchronous = OFF")
     db.execute("BEGIN")
 
-    def rows():  # a generator: the bench's own memory must not hide mailbot's
+    # A generator: the bench's own memory must not hide mailbot's.
+    def rows() -> Iterator[tuple[object, ...]]:
         for i in range(1, count + 1):
             created = now - timedelta(days=rnd.uniform(0, 45))
             first_due = created + timedelta(days=rnd.uniform(3, 6))
@@ -58,7 +60,7 @@ def fill(path: Path, count: int, now: datetime = NOW) -> None:
     db.close()
 
 
-def config(work: Path):  # type: ignore[no-untyped-def]
+def config(work: Path) -> Config:
     return parse_config({
         "storage": {"database": str(work / "sweep.db")},
         "auth": {"secret_file": str(work / "secret")},

@@ -48,5 +48,5 @@ python3 -m venv .venv
 .venv/bin/python -m pip install -q -e '.[test]'
 
 .venv/bin/ruff check mailbot tests bench
-.venv/bin/mypy mailbot
+.venv/bin/mypy mailbot tests bench
 .venv/bin/python -m pytest "$@"

@@ -51,7 +51,16 @@ class Received:
 
     @property
     def msg(self) -> EmailMessage:
-        return message_from_bytes(self.raw, policy=policy.default)  # type: ignore[return-value]
+        return message_from_bytes(self.raw, policy=policy.default)
+
+
+def plain_text(msg: EmailMessage) -> str:
+    """The text of the mail's text/plain body; a mail without one fails the test."""
+    part = msg.get_body(("plain",))
+    assert part is not None, "no text/plain body"
+    text = part.get_content()
+    assert isinstance(text, str)
+    return text
 
 
 @dataclass

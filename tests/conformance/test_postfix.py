@@ -91,7 +91,7 @@ async def test_postfix_delivers_what_sendmail_was_given_and_acks_come_back_throu
         in stored["<dots@example.net>"]
     assert "Grüße aus Köln — the ✓".encode() in stored["<utf8@example.net>"]
     big = message_from_bytes(stored["<big@example.net>"], policy=policy.default)
-    (part,) = list(big.iter_attachments())  # type: ignore[attr-defined]
+    (part,) = list(big.iter_attachments())
     assert hashlib.sha256(part.get_content()).digest() == hashlib.sha256(ATTACHMENT).digest()
     assert table(config.storage.database, "SELECT count(*) FROM cases")[0][0] == 3
     acks = [message_from_bytes(m, policy=policy.default)

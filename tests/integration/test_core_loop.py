@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -17,9 +17,9 @@ from mailbot.store import outbox as outbox_q
 from tests.support import FRIDAY_EVENING, Bot, MovingClock, Sink, report, running_bot
 
 
-async def wait_until(predicate: Callable[[], object], timeout: float = 10.0) -> None:
+async def wait_until(predicate: Callable[[], Awaitable[object]], timeout: float = 10.0) -> None:
     async with asyncio.timeout(timeout):
-        while not await predicate():  # type: ignore[misc]
+        while not await predicate():
             await asyncio.sleep(0.05)
 
 

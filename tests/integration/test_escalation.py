@@ -68,8 +68,9 @@ async def sent(store: Store) -> list[tuple[str, str]]:
         "escalation:") else "summary") for r in rows]
 
 
-async def at(escalator: Escalator, clock: Clock, *when: int) -> int:
-    clock.now = datetime(*when, tzinfo=AMS)  # type: ignore[misc]
+async def at(escalator: Escalator, clock: Clock, year: int, month: int, day: int, hour: int,
+             minute: int) -> int:
+    clock.now = datetime(year, month, day, hour, minute, tzinfo=AMS)
     return await escalator.sweep()
 
 

@@ -67,8 +67,8 @@ async def test_metrics_after_a_known_sequence(write_config: Callable[..., Path],
         store = await bot.open_store()
         for _ in range(200):  # until the worker has handled all three stored mails
             async with store.read() as db:
-                left = await db.execute_fetchall(
-                    "SELECT count(*) FROM inbound WHERE status = 'pending'")
+                left = list(await db.execute_fetchall(
+                    "SELECT count(*) FROM inbound WHERE status = 'pending'"))
             if left[0][0] == 0:
                 break
             await asyncio.sleep(0.05)
@@ -112,8 +112,8 @@ async def test_health_with_the_relay_down(write_config: Callable[..., Path]) -> 
         store = await bot.open_store()
         for _ in range(200):
             async with store.read() as db:
-                n = await db.execute_fetchall(
-                    "SELECT count(*) FROM outbox WHERE status = 'pending'")
+                n = list(await db.execute_fetchall(
+                    "SELECT count(*) FROM outbox WHERE status = 'pending'"))
             if n[0][0]:
                 break
             await asyncio.sleep(0.05)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from mailbot.store import cases as case_q
-from tests.support import Bot, Received, Sink, report
+from tests.support import Bot, Received, Sink, plain_text, report
 
 REPORTER = "researcher@example.net"
 STAFF = ("alice@example.org", "bob@example.org")
@@ -49,7 +49,7 @@ async def test_each_staff_member_is_notified_with_a_personal_reply_address(
         reply_to = str(m["Reply-To"])
         assert reply_to.startswith("security+SEC-2026-0001.")
         assert reply_to.endswith("@example.org")
-        body = m.get_body(("plain",)).get_content()
+        body = plain_text(m)
         assert "The q parameter is reflected." in body
         assert "Wednesday 23 December 2026" in body
         assert REPORTER in body
@@ -94,7 +94,7 @@ async def test_forged_staff_from_is_untrusted_and_alerts_staff(bot: Bot, sink: S
     assert (found[2]["kind"], found[2]["trusted"]) == ("untrusted-staff", False)
     (_, alert) = await sink.wait_for(2, to="bob@example.org")
     assert alert.msg["X-Mailbot-Kind"] == "untrusted-staff"
-    assert "could not be authenticated" in alert.msg.get_body(("plain",)).get_content()
+    assert "could not be authenticated" in plain_text(alert.msg)
     store = await bot.open_store()
     async with store.read() as db:
         case = await case_q.get(db, "SEC-2026-0001")
@@ -122,7 +122,7 @@ async def test_stranger_on_a_case_learns_nothing(bot: Bot, sink: Sink) -> None:
     found = await settle(bot, 3)
     assert (found[2]["kind"], found[2]["trusted"]) == ("stranger", False)
     (_, warning) = await sink.wait_for(2, to="alice@example.org")
-    assert "NOT the reporter" in warning.msg.get_body(("plain",)).get_content()
+    assert "NOT the reporter" in plain_text(warning.msg)
     await asyncio.sleep(0.3)
     assert sink.to("snoop@example.com") == []
 
@@ -145,7 +145,7 @@ async def test_template_syntax_in_subject_stays_text(bot: Bot, sink: Sink) -> No
     notes = await open_case(bot, sink, subject="{{ config }} {% for x in y %}")
     subject = notes["alice@example.org"].msg["Subject"]
     assert subject == "[SEC-2026-0001] {{ config }} {% for x in y %}"
-    body = notes["alice@example.org"].msg.get_body(("plain",)).get_content()
+    body = plain_text(notes["alice@example.org"].msg)
     assert "{{ config }}" in body
     (ack,) = await sink.wait_for(1)
     assert "{{ config }}" in ack.msg.get_content()

@@ -37,6 +37,7 @@ from tests.support import (
     MovingClock,
     Received,
     Sink,
+    plain_text,
     report,
     running_bot,
     table,
@@ -63,7 +64,7 @@ def files_under(root: Path, folder: str) -> list[str]:
 
 
 def body(r: Received) -> str:
-    return r.msg.get_body(("plain",)).get_content()
+    return plain_text(r.msg)
 
 
 async def test_a_flood_of_attachments_stays_within_each_staff_members_budget(

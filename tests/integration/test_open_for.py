@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from email.message import EmailMessage
 from email.utils import format_datetime
+from typing import Any
 
 from mailbot.store import cases as case_q
 from tests.support import FRIDAY_EVENING, Bot, Sink, report
@@ -70,7 +71,7 @@ async def opened_by_forward(bot: Bot, sink: Sink, fwd: EmailMessage) -> EmailMes
     return next(m.msg for m in mails if m.msg["Reply-To"] and "+" in str(m.msg["Reply-To"]))
 
 
-async def the_case(bot: Bot) -> dict[str, object]:
+async def the_case(bot: Bot) -> dict[str, Any]:
     store = await bot.open_store()
     async with store.read() as db:
         found = await case_q.get(db, "SEC-2026-0001")
@@ -91,7 +92,7 @@ async def test_open_for_an_attached_report(bot: Bot, sink: Sink) -> None:
     case = await the_case(bot)
     assert case["reporter"] == RITA
     assert any(e["action"] == "open-for" and e["new"] == RITA
-               for e in case["events"])  # type: ignore[attr-defined]
+               for e in case["events"])
 
 
 async def test_open_for_with_the_original_date(bot: Bot, sink: Sink) -> None:
@@ -109,7 +110,7 @@ async def test_open_for_with_the_original_date(bot: Bot, sink: Sink) -> None:
     # (23:59:59 in Amsterdam, stored in UTC).
     assert str(after["first_response_due"]).startswith("2026-12-21T22:59:59")
     assert str(after["resolution_due"]).startswith("2027-01-15T22:59:59")
-    assert any(e["action"] == "receipt time" for e in after["events"])  # type: ignore[attr-defined]
+    assert any(e["action"] == "receipt time" for e in after["events"])
 
 
 async def test_open_for_without_the_original_date_keeps_the_deadlines(bot: Bot,

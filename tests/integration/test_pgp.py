@@ -23,7 +23,15 @@ from tests.pgp_support import (
     short_home,
     signed_mime,
 )
-from tests.support import FRIDAY_EVENING, Bot, MovingClock, Received, Sink, running_bot
+from tests.support import (
+    FRIDAY_EVENING,
+    Bot,
+    MovingClock,
+    Received,
+    Sink,
+    plain_text,
+    running_bot,
+)
 
 CASE = "SEC-2026-0001"
 SIGNED_AT = "20261218T170500"  # the tests' clock: Friday evening
@@ -115,7 +123,7 @@ async def test_encrypted_report_opens_a_case_and_is_answered_encrypted(
     assert "We have registered it as case" in inner.get_content()
 
     staff_inner, _ = read_sealed(pgp_client, notice)  # alice has a key: encrypted to her
-    assert "SQL injection in /login" in staff_inner.get_body(("plain",)).get_content()
+    assert "SQL injection in /login" in plain_text(staff_inner)
     assert b"SQL injection in /login" not in notice.raw
     assert clear_notice.msg.get_content_type() != "multipart/encrypted"  # bob has none
     assert b"PGP: encrypted, decrypted; signature unknown-key" in clear_notice.raw

@@ -78,7 +78,12 @@ async def stored(bot: Bot) -> list[bytes]:
     store = await bot.open_store()
     async with store.read() as db:
         rows = await db.execute_fetchall("SELECT id FROM inbound ORDER BY id")
-        return [(await inbound_q.get(db, int(r[0]))).raw for r in rows]  # type: ignore[union-attr]
+        out = []
+        for r in rows:
+            row = await inbound_q.get(db, int(r[0]))
+            assert row is not None
+            out.append(row.raw)
+        return out
 
 
 async def test_dot_stuffed_lines_are_stored_as_written(bot: Bot) -> None:

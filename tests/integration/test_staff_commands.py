@@ -6,11 +6,12 @@ import asyncio
 from datetime import timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime
+from typing import Any
 
 import pytest
 
 from mailbot.store import cases as case_q
-from tests.support import FRIDAY_EVENING, Bot, Sink, report
+from tests.support import FRIDAY_EVENING, Bot, Sink, plain_text, report
 
 REPORTER = "researcher@example.net"
 ALICE = "alice@example.org"
@@ -39,7 +40,7 @@ def staff_reply(note: EmailMessage, body: str, *, sender: str = ALICE,
     return msg
 
 
-async def case(bot: Bot, ref: str = "SEC-2026-0001") -> dict[str, object]:
+async def case(bot: Bot, ref: str = "SEC-2026-0001") -> dict[str, Any]:
     store = await bot.open_store()
     async with store.read() as db:
         found = await case_q.get(db, ref)
@@ -50,7 +51,9 @@ async def case(bot: Bot, ref: str = "SEC-2026-0001") -> dict[str, object]:
 
 async def transcript_for(sink: Sink, count: int = 1) -> str:
     mails = await sink.wait_for(count + 1, to=ALICE)  # the notification, then transcripts
-    return mails[-1].msg.get_content()
+    text = mails[-1].msg.get_content()
+    assert isinstance(text, str)
+    return text
 
 
 async def test_triage_by_reply_changes_case_and_tells_reporter(bot: Bot, sink: Sink) -> None:
@@ -80,7 +83,7 @@ async def test_triage_by_reply_changes_case_and_tells_reporter(bot: Bot, sink: S
     assert (c["state"], c["severity"], c["assignee"]) == ("accepted", "critical", "bob")
     assert c["resolution_due"] == "2027-01-08T22:59:59+00:00"
     assert c["first_responded_at"] is not None
-    actions = [(e["action"], e["old"], e["new"]) for e in c["events"]]  # type: ignore[union-attr]
+    actions = [(e["action"], e["old"], e["new"]) for e in c["events"]]
     assert ("status", "new", "accepted") in actions
     assert ("assign", None, "bob") in actions
 
@@ -108,7 +111,7 @@ async def test_forged_command_changes_nothing(bot: Bot, sink: Sink) -> None:
     await bot.send(forged)
     (_, alert) = await sink.wait_for(2, to="bob@example.org")
     assert alert.msg["X-Mailbot-Kind"] == "untrusted-staff"
-    text = alert.msg.get_body(("plain",)).get_content()
+    text = plain_text(alert.msg)
     assert "NOT obeyed:\n  #status resolved\n  #reply" in text.replace("\r\n", "\n")
     c = await case(bot)
     assert c["state"] == "new"
@@ -134,7 +137,7 @@ async def test_replayed_and_stale_commands_are_refused(bot: Bot, sink: Sink) -> 
     assert "outside the replay window" in transcript
     c = await case(bot)
     assert c["severity"] == "low"
-    assert [e["action"] for e in c["events"]].count("severity") == 1  # type: ignore[union-attr]
+    assert [e["action"] for e in c["events"]].count("severity") == 1
 
 
 async def test_reply_text_cannot_inject_headers(bot: Bot, sink: Sink) -> None:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from mailbot.store import cases as case_q
 from mailbot.store import inbound as inbound_q
 from tests.support import Bot, Sink, report
 
 
-async def settled(bot: Bot) -> list[dict[str, object]]:
+async def settled(bot: Bot) -> list[dict[str, Any]]:
     store = await bot.open_store()
     async with asyncio.timeout(10):
         while True:
@@ -32,7 +33,7 @@ async def test_follow_up_before_its_report_ends_on_one_case(bot: Bot, sink: Sink
     assert len(cases) == 1
     store = await bot.open_store()
     async with store.read() as db:
-        kinds = [m["kind"] for m in await case_q.messages(db, int(cases[0]["id"]))]  # type: ignore[call-overload]
+        kinds = [m["kind"] for m in await case_q.messages(db, int(cases[0]["id"]))]
     assert kinds.count("ack") == 1 and "report" in kinds and "follow-up" in kinds
 
 

@@ -15,7 +15,7 @@ import pytest
 
 from tests.corpus.make_hostile import SMALL, big_attachment
 from tests.reliability.harness import Daemon, settle
-from tests.support import Sink, free_port, table
+from tests.support import Sink, free_port, plain_text, table
 
 pytestmark = pytest.mark.slow
 
@@ -91,7 +91,7 @@ def check_answers(sink: Sink) -> None:
     assert "{{ config }}" in str(ack.msg["Subject"])
     notice = next(r for r in sink.to("alice@example.org")
                   if "<hostile-jinja-subject@example.net>" in str(r.msg["In-Reply-To"]))
-    assert "{{ 7 * 7 }}" in notice.msg.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    assert "{{ 7 * 7 }}" in plain_text(notice.msg)
 
 
 def check_headers(sink: Sink) -> None:

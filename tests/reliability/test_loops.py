@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import Callable
 from email.message import EmailMessage
 from pathlib import Path
+from typing import Any
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
@@ -61,7 +62,7 @@ async def quiet(dbs: list[Path], seconds: float = 1.5) -> None:
     """Wait until nothing moved in the databases for `seconds`."""
     sql = "SELECT (SELECT count(*) FROM inbound) + (SELECT count(*) FROM outbox WHERE status" \
           " != 'pending')"
-    last: list[object] = []
+    last: list[list[tuple[Any, ...]]] = []
     async with asyncio.timeout(60):
         while True:
             now = [table(db, sql) for db in dbs]

@@ -43,16 +43,19 @@ def _poison(loop: str, arg: str) -> None:
 
         aiosmtplib.SMTP.sendmail = sendmail  # type: ignore[method-assign]
     elif loop == "worker":
-        from mailbot.triage.pipeline import Pipeline
+        from mailbot.store import Db
+        from mailbot.store.inbound import InboundRow
+        from mailbot.triage.pipeline import Decision, Outcome, Pipeline, Prepared
 
         real_apply, real_quarantine = Pipeline._apply, Pipeline._quarantine
 
-        async def apply(self: Pipeline, db: Any, row: Any, *a: Any) -> Any:
+        async def apply(self: Pipeline, db: Db, row: InboundRow, prepared: Prepared,
+                        decision: Decision) -> Outcome:
             if POISON.encode() in row.raw:
                 raise RuntimeError("poisoned mail")
-            return await real_apply(self, db, row, *a)
+            return await real_apply(self, db, row, prepared, decision)
 
-        async def quarantine(self: Pipeline, row: Any, reason: str) -> Any:
+        async def quarantine(self: Pipeline, row: InboundRow, reason: str) -> Outcome:
             if POISON.encode() in row.raw:  # the pipeline's own guard fails too
                 raise RuntimeError("poisoned quarantine")
             return await real_quarantine(self, row, reason)

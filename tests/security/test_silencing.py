@@ -24,6 +24,7 @@ from tests.support import (
     MovingClock,
     Received,
     Sink,
+    plain_text,
     report,
     running_bot,
     table,
@@ -48,7 +49,7 @@ def summaries(db: Path) -> list[tuple[str, str, str]]:
     for purpose, raw in table(db, "SELECT purpose, raw FROM outbox WHERE purpose GLOB"
                                   " 'summary:*' ORDER BY id"):
         msg = message_from_bytes(raw, policy=policy.default)
-        out.append((purpose, str(msg["To"]), msg.get_body(("plain",)).get_content()))
+        out.append((purpose, str(msg["To"]), plain_text(msg)))
     return out
 
 
@@ -64,7 +65,7 @@ async def held(db: Path, count: int) -> None:
 
 
 def body(r: Received) -> str:
-    return r.msg.get_body(("plain",)).get_content()
+    return plain_text(r.msg)
 
 
 async def summary_mails(sink: Sink, address: str, timeout: float = 20) -> list[Received]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from email import message_from_bytes, policy
+from email.message import EmailMessage
 
 import pytest
 
@@ -24,7 +25,7 @@ def mail(**overrides: object) -> Outgoing:
     return Outgoing(**fields)  # type: ignore[arg-type]
 
 
-def parsed(raw: bytes):  # type: ignore[no-untyped-def]
+def parsed(raw: bytes) -> EmailMessage:
     return message_from_bytes(raw, policy=policy.default)
 
 

@@ -208,7 +208,9 @@ def test_seal_gives_pgp_mime_the_reporter_can_read(pgp_client: Client, gpg: Gpg)
     assert outer["Subject"] == "[SEC-2026-0001] ..."
     assert b"RCE in upload" not in sealed and b"We received" not in sealed
     parts = list(outer.iter_parts())
-    plain, status = pgp_client.decrypt(parts[1].get_payload(decode=True))
+    payload = parts[1].get_payload(decode=True)
+    assert isinstance(payload, bytes)
+    plain, status = pgp_client.decrypt(payload)
     assert "GOODSIG" in status and FPR["inbox"] in status
     inner = message_from_bytes(plain, policy=policy.default)
     assert inner["Subject"] == "[SEC-2026-0001] Re: RCE in upload"  # protected header
