@@ -19,6 +19,7 @@ from mailbot.clock import system_clock
 from mailbot.config import Config, load_config
 from mailbot.errors import ConfigErrors, MailbotError
 from mailbot.store import Store
+from mailbot.store import assessments as assess_q
 from mailbot.store import cases as case_q
 from mailbot.store import inbound as inbound_q
 
@@ -288,15 +289,19 @@ async def _show(args: argparse.Namespace, config: Config) -> int:
                 return 1
             messages = await case_q.messages(db, case["id"])
             events = await case_q.events(db, case["id"])
+            assessment = await assess_q.get(db, case["id"])
     finally:
         await store.close()
-    data = _case_json(case) | {"messages": messages, "events": events}
+    data = _case_json(case) | {"messages": messages, "events": events,
+                               "assessment": assessment}
     if args.json:
         print(json.dumps(data, indent=2, ensure_ascii=False))
         return 0
     for key, value in _case_json(case).items():
         if value is not None:
             print(f"{key + ':':<20} {value}")
+    for line in _assessment_lines(assessment):
+        print(line)
     for m in messages:
         arrow = "<-" if m["direction"] == "in" else "->"
         trust = "" if m["trusted"] else " [untrusted]"
@@ -312,6 +317,18 @@ async def _show(args: argparse.Namespace, config: Config) -> int:
         print(f"  {e['at']} {e['actor']}: {e['action']}{change}"
               + (f" ({e['detail']})" if e["detail"] else ""))
     return 0
+
+
+def _assessment_lines(a: dict[str, Any] | None) -> list[str]:
+    """The triage help in `show`'s text form: hosts by scope, classes, duplicates."""
+    if not a:
+        return []
+    lines = [f"{'hosts ' + k.replace('_', ' ') + ':':<20} {', '.join(v)}"
+             for k, v in a["hosts"].items() if v]
+    lines += [f"{'out-of-scope class:':<20} {c['id']} ({c['score']}): {c['clause']}"
+              for c in a["out_of_scope_classes"]]
+    lines += [f"{'likely duplicate:':<20} {d['ref']} ({d['why']})" for d in a["duplicates"]]
+    return lines
 
 
 def _case_json(case: dict[str, Any]) -> dict[str, Any]:

@@ -134,6 +134,11 @@ async def apply(
                 await change(c, c.name, c.value)
             case "disclose":
                 await change(c, "disclose_on", c.value)
+            case "template":  # the text itself is rendered by canned.compose
+                await case_q.add_event(db, case_id, at=iso(at), actor=actor, action="template",
+                                       new=c.value)
+                result.done.append(f"line {c.line}: #template {c.value}: the canned reply "
+                                   f"({case['language']}) was sent to the reporter")
             case "reply":
                 result.reply_text = parsed.text
                 result.done.append(f"line {c.line}: #reply: the text below was sent to the "

@@ -19,10 +19,11 @@ from mailbot.errors import CommandError
 STATUSES = ("triaged", "needs-info", "accepted", "fixing", "resolved", "rejected")
 SEVERITIES = ("critical", "high", "medium", "low")
 NAMES = ("status", "severity", "assign", "due", "reply", "note", "credit", "duplicate", "cve",
-         "bounty", "disclose", "close", "reopen")
+         "bounty", "disclose", "close", "reopen", "template")
 _NO_ARGUMENT = frozenset({"reply", "note", "reopen"})
 _REF = re.compile(r"[A-Z][A-Z0-9]{0,9}-\d{4}-\d{4,}")
 _CVE = re.compile(r"CVE-\d{4}-\d{4,}")
+_TEMPLATE = re.compile(r"[a-z0-9][a-z0-9-]{0,39}(?: [a-z0-9][a-z0-9-]{0,59})?")
 _AMOUNT = re.compile(r"(?:[€$£]\s?)?\d{1,9}(?:[.,]\d{1,2})?(?:\s?[A-Z]{3})?")
 
 
@@ -105,11 +106,21 @@ def _command(number: int, line: str) -> Command:
             if not _REF.fullmatch(arg.upper()):
                 raise CommandError(number, f"'{arg[:30]}' is not a case reference")
             return Command(number, name, arg.upper())
+        case "template":
+            return _template(number, arg)
         case "bounty":
             if not _AMOUNT.fullmatch(arg):
                 raise CommandError(number, f"'{arg[:30]}' is not an amount like 500 EUR")
             return Command(number, name, arg)
     return Command(number, name, arg[:200])  # assign, credit, close: free text
+
+
+def _template(number: int, arg: str) -> Command:
+    """`#template NAME [CLASS|REF]`: a canned reply's name and what it is about."""
+    if not _TEMPLATE.fullmatch(arg.lower()):
+        raise CommandError(number, f"'{arg[:40]}' is not like 'out-of-scope' or "
+                           "'out-of-scope CLASS' or 'duplicate-of REF'")
+    return Command(number, "template", arg.lower())
 
 
 def _severity(number: int, arg: str) -> Command:

@@ -30,7 +30,7 @@ from mailbot.store import cases as case_q
 from mailbot.store import inbound as inbound_q
 from mailbot.store import keys as keys_q
 from mailbot.store.inbound import InboundRow
-from mailbot.triage import actions, commands, letters
+from mailbot.triage import actions, assessing, canned, commands, letters
 from mailbot.triage.auth import DnsFunc, dkim_aligned, dkim_domains, reply_refs, token_valid
 from mailbot.triage.crypto import Crypto, Seal, note
 from mailbot.triage.threads import find_case
@@ -291,6 +291,8 @@ class Pipeline:
             detail=f"first response due {iso(due.first_response_due)}",
         )
         remarks = await self._pgp_remarks(db, case_id, pgp, now)
+        remarks += await assessing.on_mail(db, case_id=case_id, inbox=inbox, policy=policy,
+                                           language=language, mail=mail, at=now)
         hour_ago = iso(received - timedelta(hours=1))
         limits = self.config.limits
         facts = await case_q.ack_facts(db, mail.from_addr, hour_ago, limits.acks_per_hour)
@@ -365,6 +367,11 @@ class Pipeline:
             action=decision.kind, detail=decision.reason,
         )
         remarks = await self._pgp_remarks(db, case_id, prepared.opened, now)
+        if decision.kind == "follow-up":  # the reporter's new text: the triage help anew
+            remarks += await assessing.on_mail(
+                db, case_id=case_id, inbox=self._inbox(row), policy=self._policy(self._inbox(row)),
+                language=decision.case["language"], mail=mail, at=now,
+                severity=decision.case["severity"])
         await case_q.touch(db, case_id, iso(now))
         if decision.kind == "follow-up" and decision.case["state"] == CaseState.NEEDS_INFO:
             await self._resume(db, row, decision.case, mail, now)
@@ -406,6 +413,7 @@ class Pipeline:
                                               "outside the replay window; send it anew"))
         if not errors:
             errors = await actions.check(db, case, parsed)
+            errors += await canned.check(db, case, parsed, policy)
         done: list[str] = []
         remarks: list[str] = []
         queued = 0
@@ -413,6 +421,8 @@ class Pipeline:
             applied = await actions.apply(db, case, parsed, actor=mail.from_addr, at=now,
                                           calendar=self.calendars[policy.name])
             done = applied.done
+            applied.reply_text = (await canned.compose(db, self.templates, case, parsed, policy)
+                                  or applied.reply_text)
             if applied.reply_text or applied.reporter_news:
                 thread = await case_q.thread_ids(db, int(case["id"]))
                 update = letters.reporter_update(

@@ -1,0 +1,52 @@
+"""Queries on the triage help of cases: the stored assessment, and the earlier cases a new
+report is compared with for likely duplicates."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from mailbot.store.db import Db, one
+
+# Cases compared with a new report: the most recent of the inbox that are open or closed
+# since this date; a bound so a busy inbox costs the same every time.
+CANDIDATES = 2000
+
+
+async def save(db: Db, case_id: int, *, inbox: str, at: str, assessment: dict[str, Any],
+               features: dict[str, Any]) -> None:
+    await db.execute(
+        "INSERT INTO assessments (case_id, inbox, assessed_at, assessment, features)"
+        " VALUES (?, ?, ?, ?, ?) ON CONFLICT (case_id) DO UPDATE SET"
+        " assessed_at = excluded.assessed_at, assessment = excluded.assessment,"
+        " features = excluded.features",
+        (case_id, inbox, at, json.dumps(assessment, ensure_ascii=False),
+         json.dumps(features)))
+
+
+async def get(db: Db, case_id: int) -> dict[str, Any] | None:
+    """The assessment as `show --json` prints it, or None for a case never assessed."""
+    row = await one(db, "SELECT assessment FROM assessments WHERE case_id = ?", (case_id,))
+    return json.loads(row[0]) if row else None
+
+
+async def candidates(db: Db, inbox: str, case_id: int,
+                     closed_since: str) -> list[tuple[str, dict[str, Any]]]:
+    """(ref, features) of the inbox's other cases that are open or closed since the date."""
+    rows = await db.execute_fetchall(
+        "SELECT c.ref, a.features FROM assessments a JOIN cases c ON c.id = a.case_id"
+        " WHERE a.inbox = ? AND a.case_id != ?"
+        " AND (c.resolved_at IS NULL OR c.resolved_at >= ?)"
+        " ORDER BY a.case_id DESC LIMIT ?",
+        (inbox, case_id, closed_since, CANDIDATES))
+    return [(str(r[0]), json.loads(r[1])) for r in rows]
+
+
+async def reporter_texts(db: Db, case_id: int) -> list[str]:
+    """The subject and text of every trusted mail from the case's reporter, oldest first."""
+    rows = await db.execute_fetchall(
+        "SELECT m.subject, m.body FROM messages m JOIN cases c ON c.id = m.case_id"
+        " WHERE m.case_id = ? AND m.direction = 'in' AND m.trusted = 1"
+        " AND lower(m.sender) = lower(c.reporter) ORDER BY m.id",
+        (case_id,))
+    return [f"{r[0] or ''}\n{r[1] or ''}" for r in rows]
