@@ -21,6 +21,7 @@ from mailbot.errors import ConfigErrors, MailbotError
 from mailbot.store import Store
 from mailbot.store import assessments as assess_q
 from mailbot.store import cases as case_q
+from mailbot.store import disclosures as disclosures_q
 from mailbot.store import inbound as inbound_q
 
 log = logging.getLogger("mailbot")
@@ -95,6 +96,10 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("--sign", action="store_true", help="clear-sign it with the inbox key")
     sp = add("status", _status, "what each IMAP watcher is doing (as the daemon recorded it)")
     sp.add_argument("--json", action="store_true")
+    sp = add("hall-of-fame", _hall_of_fame, "print the public acknowledgements page: credited "
+             "reporters of disclosed cases, as they chose to be named")
+    sp.add_argument("--inbox")
+    sp.add_argument("--format", choices=["md", "html"], default="md")
     return p
 
 
@@ -333,6 +338,29 @@ def _assessment_lines(a: dict[str, Any] | None) -> list[str]:
 
 def _case_json(case: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in case.items() if k != "id"}
+
+
+async def _hall_of_fame(args: argparse.Namespace, config: Config) -> int:
+    from zoneinfo import ZoneInfo
+
+    from mailbot.mail.render import Templates
+    from mailbot.triage import credits
+
+    if args.inbox and args.inbox not in {i.name for i in config.inboxes}:
+        print(f"error: no inbox {args.inbox}", file=sys.stderr)
+        return 1
+    policy = config.policies[(config.inbox(args.inbox) if args.inbox else config.inboxes[0]).policy]
+    today = system_clock().astimezone(ZoneInfo(policy.timezone)).date().isoformat()
+    store = await _open(config)
+    try:
+        async with store.read() as db:
+            rows = await disclosures_q.hall_of_fame(db, today, args.inbox)
+    finally:
+        await store.close()
+    found = credits.entries(rows)
+    print(credits.html(Templates(), found) if args.format == "html" else credits.markdown(found),
+          end="")
+    return 0
 
 
 async def _quarantine(args: argparse.Namespace, config: Config) -> int:

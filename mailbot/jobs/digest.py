@@ -26,6 +26,7 @@ from mailbot.models import CaseState
 from mailbot.sla import Unit
 from mailbot.store import Store
 from mailbot.store import cases as case_q
+from mailbot.store import disclosures as disclosures_q
 from mailbot.store.cases import Record
 from mailbot.triage import letters
 
@@ -215,6 +216,9 @@ LABELS: dict[str, dict[str, str]] = {
 }
 
 
+PUBLICATIONS_AHEAD = timedelta(days=30)  # agreed and proposed publication dates listed
+
+
 def render(
     templates: Templates, digests: Sequence[Digest], language: str, zone: str
 ) -> tuple[str, str]:
@@ -245,6 +249,8 @@ async def build(store: Store, config: Config, end: datetime) -> list[Digest]:
     for inbox in config.inboxes:
         async with store.read() as db:
             cases = await case_q.for_digest(db, inbox.name)
+            publications = await disclosures_q.upcoming(
+                db, inbox.name, f"{end:%Y-%m-%d}", f"{end + PUBLICATIONS_AHEAD:%Y-%m-%d}")
         every = config.policies[inbox.policy].update_every
         cadence = None
         if every is not None:  # business days count as calendar days here: a digest, not a clock
@@ -252,6 +258,12 @@ async def build(store: Store, config: Config, end: datetime) -> list[Digest]:
             cadence = timedelta(days=every.amount * per_day.get(every.unit, 1.0))
         # Pure CPU over up to 100,000 rows: off the event loop, which keeps taking mail.
         digests.append(await asyncio.to_thread(compute, inbox.name, cases, end, cadence))
+        # Upcoming publications (issue 17) beside the deadlines due soon.
+        digests[-1].due_soon += [
+            Line(p["ref"], p["subject"], p["state"], p["severity"],
+                 "publication " + ("agreed" if p["agreed"] else "proposed, no consent yet"),
+                 datetime.fromisoformat(f"{p['date']}T12:00:00+00:00")) for p in publications]
+        digests[-1].due_soon.sort(key=lambda x: x.when or end)
     return digests
 
 

@@ -17,7 +17,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from mailbot.clock import Clock
 from mailbot.config import Config
 from mailbot.errors import TransientError
-from mailbot.jobs import digest
+from mailbot.jobs import digest, disclosure
 from mailbot.jobs.escalation import Escalator
 from mailbot.mail.render import Templates
 from mailbot.store import Store
@@ -43,6 +43,8 @@ async def start(
             return await escalator.sweep() > 0
 
         await _guarded("escalation sweep", run, wake_sender)
+        await _guarded("disclosure reminders", lambda: disclosure.remind(
+            config, store, templates, secret, clock), wake_sender)
 
     await weekly_digest()
     await sweep()

@@ -21,6 +21,7 @@ SEVERITIES = ("critical", "high", "medium", "low")
 NAMES = ("status", "severity", "assign", "due", "reply", "note", "credit", "duplicate", "cve",
          "bounty", "disclose", "close", "reopen", "template")
 _NO_ARGUMENT = frozenset({"reply", "note", "reopen"})
+_OPTIONAL_ARGUMENT = frozenset({"bounty"})  # #bounty alone: the policy's reward
 _REF = re.compile(r"[A-Z][A-Z0-9]{0,9}-\d{4}-\d{4,}")
 _CVE = re.compile(r"CVE-\d{4}-\d{4,}")
 _TEMPLATE = re.compile(r"[a-z0-9][a-z0-9-]{0,39}(?: [a-z0-9][a-z0-9-]{0,59})?")
@@ -86,6 +87,8 @@ def _command(number: int, line: str) -> Command:
         if arg:
             raise CommandError(number, f"#{name} takes no argument")
         return Command(number, name)
+    if not arg and name in _OPTIONAL_ARGUMENT:
+        return Command(number, name)
     if not arg:
         raise CommandError(number, f"#{name} needs an argument")
     match name:
@@ -96,8 +99,10 @@ def _command(number: int, line: str) -> Command:
             return Command(number, name, arg.lower())
         case "severity":
             return _severity(number, arg)
-        case "due" | "disclose":
+        case "due":
             return Command(number, name, _date(number, arg))
+        case "disclose":
+            return _disclose(number, arg)
         case "cve":
             if not _CVE.fullmatch(arg.upper()):
                 raise CommandError(number, f"'{arg[:30]}' is not a CVE id like CVE-2026-12345")
@@ -121,6 +126,18 @@ def _template(number: int, arg: str) -> Command:
         raise CommandError(number, f"'{arg[:40]}' is not like 'out-of-scope' or "
                            "'out-of-scope CLASS' or 'duplicate-of REF'")
     return Command(number, "template", arg.lower())
+
+
+def _disclose(number: int, arg: str) -> Command:
+    """`#disclose YYYY-MM-DD` proposes a date, `… agreed` records consent, `public` makes
+    the case public at once (the hall of fame)."""
+    if arg.lower() == "public":
+        return Command(number, "disclose", "public")
+    day, _, agreed = arg.partition(" ")
+    if agreed and agreed.lower() not in ("agreed", "akkoord"):
+        raise CommandError(number, f"'{arg[:40]}' is not like 2026-12-24, "
+                           "2026-12-24 agreed, or public")
+    return Command(number, "disclose", _date(number, day) + (" agreed" if agreed else ""))
 
 
 def _severity(number: int, arg: str) -> Command:

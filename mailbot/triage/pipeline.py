@@ -30,7 +30,7 @@ from mailbot.store import cases as case_q
 from mailbot.store import inbound as inbound_q
 from mailbot.store import keys as keys_q
 from mailbot.store.inbound import InboundRow
-from mailbot.triage import actions, assessing, canned, commands, letters
+from mailbot.triage import actions, assessing, commands, letters, policy_commands
 from mailbot.triage.auth import DnsFunc, dkim_aligned, dkim_domains, reply_refs, token_valid
 from mailbot.triage.crypto import Crypto, Seal, note
 from mailbot.triage.threads import find_case
@@ -372,6 +372,7 @@ class Pipeline:
                 db, case_id=case_id, inbox=self._inbox(row), policy=self._policy(self._inbox(row)),
                 language=decision.case["language"], mail=mail, at=now,
                 severity=decision.case["severity"])
+            remarks += await policy_commands.on_reporter_mail(db, decision.case, mail, now)
         await case_q.touch(db, case_id, iso(now))
         if decision.kind == "follow-up" and decision.case["state"] == CaseState.NEEDS_INFO:
             await self._resume(db, row, decision.case, mail, now)
@@ -413,16 +414,17 @@ class Pipeline:
                                               "outside the replay window; send it anew"))
         if not errors:
             errors = await actions.check(db, case, parsed)
-            errors += await canned.check(db, case, parsed, policy)
+            parsed, more = await policy_commands.prepare(db, case, parsed, policy, now)
+            errors += more
         done: list[str] = []
         remarks: list[str] = []
         queued = 0
         if not errors:
             applied = await actions.apply(db, case, parsed, actor=mail.from_addr, at=now,
                                           calendar=self.calendars[policy.name])
+            await policy_commands.after(db, self.templates, case, parsed, policy, applied,
+                                        actor=mail.from_addr, at=now)
             done = applied.done
-            applied.reply_text = (await canned.compose(db, self.templates, case, parsed, policy)
-                                  or applied.reply_text)
             if applied.reply_text or applied.reporter_news:
                 thread = await case_q.thread_ids(db, int(case["id"]))
                 update = letters.reporter_update(
