@@ -39,7 +39,13 @@ async def candidates(db: Db, inbox: str, case_id: int,
         " AND (c.resolved_at IS NULL OR c.resolved_at >= ?)"
         " ORDER BY a.case_id DESC LIMIT ?",
         (inbox, case_id, closed_since, CANDIDATES))
-    return [(str(r[0]), json.loads(r[1])) for r in rows]
+    found = []
+    for ref, features in rows:
+        try:
+            found.append((str(ref), dict(json.loads(features))))
+        except (ValueError, TypeError):
+            continue  # one damaged row costs its own comparison, not the others'
+    return found
 
 
 async def reporter_texts(db: Db, case_id: int) -> list[str]:
