@@ -15,6 +15,8 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from jinja2 import TemplateError
+
 from mailbot.config import PolicyConfig
 from mailbot.errors import CommandError
 from mailbot.mail.render import LANGUAGES, Templates
@@ -49,10 +51,27 @@ async def check(db: Db, case: Mapping[str, Any], parsed: Parsed,
         return [CommandError(c.line, f"no canned reply '{name}'; there are: "
                              + ", ".join(names()))]
     try:
-        await context(db, case, parsed, policy)
+        values = await context(db, case, parsed, policy)
+        # Rendered once here, so a template an operator got wrong refuses the command mail
+        # with the reason instead of failing it while it is applied.
+        _render(_templates(), name, case["language"], values)
     except ValueError as e:
         return [CommandError(c.line, str(e))]
+    except TemplateError as e:
+        return [CommandError(c.line, f"the canned reply {name} cannot be filled: {e}")]
     return []
+
+
+@functools.cache
+def _templates() -> Templates:
+    return Templates()
+
+
+def _render(templates: Templates, name: str, language: str, values: dict[str, Any]) -> str:
+    """In the case's language when the reply exists in it, else in English."""
+    if not (templates_dir() / DIRECTORY / f"{name}.{language}.txt").is_file():
+        language = "en"
+    return templates.render(f"{DIRECTORY}/{name}", language, **values).strip()
 
 
 async def context(db: Db, case: Mapping[str, Any], parsed: Parsed,
@@ -116,5 +135,4 @@ async def compose(db: Db, templates: Templates, case: Mapping[str, Any], parsed:
     if c is None:
         return None
     name = str(c.value).partition(" ")[0]
-    values = await context(db, case, parsed, policy)
-    return templates.render(f"{DIRECTORY}/{name}", case["language"], **values).strip()
+    return _render(templates, name, case["language"], await context(db, case, parsed, policy))
