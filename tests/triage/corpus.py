@@ -12,6 +12,7 @@ from mailbot.triage.catalogue import CATALOGUE
 from mailbot.triage.duplicates import likely_duplicates
 
 CORPUS = Path(__file__).parent / "corpus.txt"
+HOLDOUT = Path(__file__).parent / "holdout.txt"  # never used to tune the phrases
 SISTERS = (("shop.example.nl", "shop.example.be"),)
 SCOPE = ScopeConfig(
     in_scope=("example.nl", "*.example.nl", "app.example.com", "203.0.113.0/24",
@@ -33,9 +34,9 @@ class Report:
     text: str
 
 
-def reports() -> list[Report]:
+def reports(path: Path = CORPUS) -> list[Report]:
     found = []
-    for number, raw in enumerate(CORPUS.read_text(encoding="utf-8").splitlines(), start=1):
+    for number, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
         if not raw.strip() or raw.startswith("#"):
             continue
         language, classes, hosts, group, text = (f.strip() for f in raw.split(" | ", 4))
@@ -82,9 +83,9 @@ class Figures:
         return "\n".join(rows)
 
 
-def measure() -> Figures:
+def measure(path: Path = CORPUS) -> Figures:
     """Every report assessed; each compared for duplicates with all reports before it."""
-    corpus = reports()
+    corpus = reports(path)
     counts: Counter[tuple[str, str]] = Counter()
     host_errors: list[str] = []
     dup = Counter[str]()
@@ -113,3 +114,5 @@ def measure() -> Figures:
 
 if __name__ == "__main__":
     print(measure().table())
+    print("\nheld out:")
+    print(measure(HOLDOUT).table())
