@@ -96,7 +96,7 @@ def measure(path: Path = CORPUS) -> Figures:
         for cid in found | r.classes:
             counts[(cid, "tp" if cid in found and cid in r.classes
                     else "fp" if cid in found else "fn")] += 1
-        if (set(a.in_scope), set(a.out_of_scope), set(a.unknown)) != (
+        if (frozenset(a.in_scope), frozenset(a.out_of_scope), frozenset(a.unknown)) != (
                 r.in_scope, r.out_of_scope, r.unknown):
             host_errors.append(f"line {r.line}: {a.in_scope} {a.out_of_scope} {a.unknown}")
         refs = {d.ref for d in likely_duplicates(

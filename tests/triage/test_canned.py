@@ -40,7 +40,7 @@ async def _command(bot: Bot, sink: Sink, note: EmailMessage, body: str, n: int =
     """Send alice's command mail; return her transcript."""
     await bot.send(staff_reply(note, body, message_id=f"<cmd-{n}@example.org>",
                                date=FRIDAY_EVENING))
-    return (await sink.wait_for(n + 1, to=ALICE))[-1].msg.get_content()
+    return str((await sink.wait_for(n + 1, to=ALICE))[-1].msg.get_content())
 
 
 def test_every_shipped_reply_exists_in_both_languages() -> None:

@@ -49,7 +49,7 @@ class Case:
         before = len(self.sink.to(ALICE))
         await self.bot.send(staff_reply(self.note, body, date=FRIDAY_EVENING,
                                         message_id=f"<cmd-{self.commands}@example.org>"))
-        return (await self.sink.wait_for(before + 1, to=ALICE))[-1].msg.get_content()
+        return str((await self.sink.wait_for(before + 1, to=ALICE))[-1].msg.get_content())
 
     async def reporter(self, text: str, sender: str = REPORTER) -> str:
         """A reply to our last mail to the reporter; the notification alice gets of it."""
@@ -62,7 +62,7 @@ class Case:
         msg.set_content(f"{text}\n\n> {last.get_content().splitlines()[0]}\n")
         before = len(self.sink.to(ALICE))
         await self.bot.send(msg)
-        return (await self.sink.wait_for(before + 1, to=ALICE))[-1].msg.get_content()
+        return str((await self.sink.wait_for(before + 1, to=ALICE))[-1].msg.get_content())
 
 
 async def test_bounty_defaults_to_the_policy_reward(bot: Bot, sink: Sink) -> None:
