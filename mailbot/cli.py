@@ -11,6 +11,7 @@ import json
 import logging
 import sys
 from collections.abc import Callable, Coroutine, Sequence
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -82,10 +83,28 @@ def _parser() -> argparse.ArgumentParser:
     sp = add("show", _show, "one case: fields, messages, audit log")
     sp.add_argument("ref")
     sp.add_argument("--json", action="store_true")
+    sp = add("attachments", _attachments,
+             "write the attachments of a case's stored mail into a directory, whole")
+    sp.add_argument("ref")
+    sp.add_argument("directory", nargs="?", type=Path, default=Path("."),
+                    help="where to write them (made if missing; default: here)")
+    sp.add_argument("--mail", type=int, help="only this mail of the case (the number a "
+                    "notification names); else each mail's into a subdirectory mail-N")
     sp = add("quarantine", _quarantine, "list mail that could not be handled, with reasons")
     sp.add_argument("--json", action="store_true")
     sp = add("digest", _digest, "print the weekly digest now, or queue it to send (--send)")
     sp.add_argument("--send", action="store_true")
+    sp.add_argument("--inbox", help="only this inbox")
+    listed = sp.add_mutually_exclusive_group()
+    listed.add_argument("--due", type=_day, metavar="YYYY-MM-DD",
+                        help="list every case with a deadline on this day (within 7 days)")
+    listed.add_argument("--broken", action="store_true", help="list every broken promise")
+    sp = add("report", _report, "promises kept per inbox and severity over a period "
+             "(the compliance report)")
+    sp.add_argument("--from", dest="start", type=_day, required=True, metavar="YYYY-MM-DD")
+    sp.add_argument("--to", dest="end", type=_day, required=True, metavar="YYYY-MM-DD")
+    sp.add_argument("--inbox", help="only this inbox")
+    sp.add_argument("--format", choices=["text", "html", "csv", "json"], default="text")
     sp = add("retry", _retry, "process one quarantined mail again")
     sp.add_argument("id", type=int)
     sp = add("key", _key, "inbox keys: generate INBOX, export INBOX, import FILE")
@@ -336,6 +355,48 @@ def _assessment_lines(a: dict[str, Any] | None) -> list[str]:
     return lines
 
 
+async def _attachments(args: argparse.Namespace, config: Config) -> int:
+    from mailbot import extract
+    from mailbot.triage.crypto import Crypto
+
+    store = await _open(config)
+    try:
+        async with store.read() as db:
+            case = await case_q.get(db, args.ref)
+            if case is None:
+                print(f"error: no case {args.ref}", file=sys.stderr)
+                return 1
+            ids = await case_q.inbound_ids(db, case["id"])
+            if args.mail is not None and args.mail not in ids:
+                print(f"error: mail {args.mail} is not a mail of {args.ref} (its mails: "
+                      f"{', '.join(map(str, ids)) or 'none'})", file=sys.stderr)
+                return 1
+            one = args.mail is not None
+            rows = [await inbound_q.get(db, i) for i in ([args.mail] if one else ids)]
+    finally:
+        await store.close()
+    crypto = Crypto.create(config)
+    count = 0
+    for row in rows:
+        assert row is not None
+        target = args.directory if one else args.directory / f"mail-{row.id}"
+        try:
+            found = await asyncio.to_thread(extract.attachments_of, crypto, row.raw)
+            if not found:
+                print(f"mail {row.id}: no attachments", file=sys.stderr)
+                continue
+            written = await asyncio.to_thread(extract.write_all, found, target)
+        except OSError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 1
+        for w in written:
+            print(f"{w.path}  {w.size} bytes")
+        count += len(written)
+    if not count and not one:
+        print(f"{args.ref}: no attachments", file=sys.stderr)
+    return 0
+
+
 def _case_json(case: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in case.items() if k != "id"}
 
@@ -381,10 +442,17 @@ async def _quarantine(args: argparse.Namespace, config: Config) -> int:
 
 
 async def _digest(args: argparse.Namespace, config: Config) -> int:
+    from zoneinfo import ZoneInfo
+
     from mailbot.clock import iso
     from mailbot.jobs import digest
+    from mailbot.jobs.digest_view import full_list
+    from mailbot.jobs.words import Words
     from mailbot.mail.render import Templates
 
+    if args.inbox and args.inbox not in {i.name for i in config.inboxes}:
+        print(f"error: no inbox named {args.inbox!r}", file=sys.stderr)
+        return 2
     store = await _open(config)
     now = system_clock()
     try:
@@ -398,9 +466,52 @@ async def _digest(args: argparse.Namespace, config: Config) -> int:
         digests = await digest.build(store, config, now)
     finally:
         await store.close()
-    text, _ = digest.render(Templates(), digests, config.digest.language, digest.zone_of(config))
+    digests = [d for d in digests if not args.inbox or d.inbox == args.inbox]
+    zone = digest.zone_of(config)
+    if args.due or args.broken:
+        words = Words.of(config.digest.language)
+        for d in digests:
+            for line in full_list(d, words, ZoneInfo(zone), args.due):
+                print(f"{d.inbox}  {line}" if len(digests) > 1 else line)
+        return 0
+    text, _ = digest.render(Templates(), digests, config.digest.language, zone,
+                            config.digest.target)
     print(text)
     return 0
+
+
+async def _report(args: argparse.Namespace, config: Config) -> int:
+    from mailbot.jobs import report, report_view
+    from mailbot.mail.render import Templates
+
+    if args.inbox and args.inbox not in {i.name for i in config.inboxes}:
+        print(f"error: no inbox named {args.inbox!r}", file=sys.stderr)
+        return 2
+    if args.end < args.start:
+        print(f"error: --to {args.end} is before --from {args.start}", file=sys.stderr)
+        return 2
+    store = await _open(config)
+    try:
+        found = await report.build(store, config, args.start, args.end, args.inbox,
+                                   system_clock())
+    finally:
+        await store.close()
+    if args.format == "json":
+        print(json.dumps(report_view.to_json(found), indent=2, ensure_ascii=False))
+    elif args.format == "csv":
+        print(report_view.to_csv(found), end="")
+    else:
+        print(report_view.render(Templates(), found, config.digest.language,
+                                 config.digest.target, args.format), end="")
+    return 0
+
+
+def _day(text: str) -> date:
+    """A YYYY-MM-DD argument; argparse turns the ValueError into a one-line usage error."""
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date like 2026-12-24") from None
 
 
 async def _retry(args: argparse.Namespace, config: Config) -> int:

@@ -176,6 +176,8 @@ class AuthConfig:
     secret_file: Path = Path("var/mailbot.secret")
     # A command mail dated further from now than this is refused as a replay.
     replay_window: timedelta = timedelta(days=7)
+    # The resolvers DKIM keys are looked up at, as (IP, port); empty: the system's.
+    dns_servers: tuple[tuple[str, int], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,8 +186,18 @@ class LimitsConfig:
     # opened, but neither acknowledged nor announced to staff one by one (a flood, a loop).
     acks_per_sender_per_hour: int = 10
     # Beyond this many acknowledgements to anyone within an hour (many forged senders), the
-    # same: stored and threaded, not acknowledged; staff see them in the list and digest.
+    # same: stored and threaded, not acknowledged.
     acks_per_hour: int = 200
+    # Notifications to one staff member within an hour (default: acks_per_hour); past it,
+    # as for cases past either limit above, mails are listed in the summary instead.
+    notifications_per_hour: int = 200
+    # What a limit holds back still reaches staff: listed in one summary mail per staff
+    # member per interval (never hidden, never one mail each).
+    summary_interval: timedelta = timedelta(minutes=1)
+    # Attachment bytes one staff notification carries, and one staff member's notifications
+    # in an hour; what is left out is named with its size and the command that writes it.
+    notify_attachments_per_mail: int = 5 * 1024 * 1024
+    notify_attachments_per_hour: int = 20 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,7 +223,8 @@ class SecurityTxtConfig:
 class DigestConfig:
     schedule: str = "mon 09:00"  # in the time zone of the first inbox's policy
     to: tuple[str, ...] = ()
-    language: str = "en"
+    language: str = "en"  # of the digest and of `mailbot report`
+    target: int = 90  # percent of first responses on time the charts hold up as the goal
 
 
 @dataclass(frozen=True, slots=True)
@@ -360,20 +373,31 @@ def parse_config(data: Mapping[str, Any], path: Path | None) -> Config:
     raw_staff: list[Any] = r.get(top, "staff", list, [])
     staff = tuple(s for i, raw in enumerate(raw_staff) if (s := r.staff(i, raw)))
 
-    t = r.table(top.get("digest", {}), "digest", {"schedule", "to", "language"})
+    t = r.table(top.get("digest", {}), "digest", {"schedule", "to", "language", "target"})
     schedule = r.get(t, "digest.schedule", str, "mon 09:00")
     if not re.fullmatch(r"(mon|tue|wed|thu|fri|sat|sun) ([01]\d|2[0-3]):[0-5]\d", schedule):
         r.error("digest.schedule", f"{schedule!r} is not like 'mon 09:00'")
     to = r.get(t, "digest.to", list, [s.address for s in staff])
+    target = r.get(t, "digest.target", int, 90)
+    if not 0 <= target <= 100:
+        r.error("digest.target", f"{target} is not a percentage from 0 to 100")
     digest = DigestConfig(schedule=schedule, to=tuple(str(a) for a in to),
-                          language=r.choice(t, "digest.language", LANGUAGES, "en"))
+                          language=r.choice(t, "digest.language", LANGUAGES, "en"),
+                          target=target)
 
-    t = r.table(top.get("auth", {}), "auth", {"secret_file", "replay_window"})
+    t = r.table(top.get("auth", {}), "auth", {"secret_file", "replay_window", "dns_servers"})
     window = r.duration(t, "auth.replay_window", parse_duration("7 days"))
     if window.unit is Unit.BUSINESS_DAYS:
         r.error("auth.replay_window", "use days, hours or minutes, not business days")
+    servers = []
+    listed: list[object] = r.get(t, "auth.dns_servers", list, [])
+    for n, server in enumerate(listed):
+        try:
+            servers.append(dns_server(server))
+        except ValueError as e:
+            r.error(f"auth.dns_servers[{n}]", str(e))
     auth = AuthConfig(secret_file=r.path(t, "auth.secret_file", Path("var/mailbot.secret")),
-                      replay_window=_timedelta(window))
+                      replay_window=_timedelta(window), dns_servers=tuple(servers))
 
     t = r.table(top.get("escalation", {}), "escalation", {"interval"})
     interval = r.duration(t, "escalation.interval", parse_duration("1 minute"))
@@ -381,14 +405,7 @@ def parse_config(data: Mapping[str, Any], path: Path | None) -> Config:
         r.error("escalation.interval", "use minutes or hours")
     escalation = EscalationConfig(interval=_timedelta(interval))
 
-    t = r.table(top.get("limits", {}), "limits", {"acks_per_sender_per_hour", "acks_per_hour"})
-    per_hour = r.get(t, "limits.acks_per_sender_per_hour", int, 10)
-    if per_hour < 1:
-        r.error("limits.acks_per_sender_per_hour", "must be at least 1")
-    global_per_hour = r.get(t, "limits.acks_per_hour", int, 200)
-    if global_per_hour < per_hour:
-        r.error("limits.acks_per_hour", "must be at least acks_per_sender_per_hour")
-    limits = LimitsConfig(acks_per_sender_per_hour=per_hour, acks_per_hour=global_per_hour)
+    limits = r.limits(top.get("limits", {}), d.limits)
 
     security_txt = r.security_txt(top.get("security_txt", {}))
     unknown = [n for n in security_txt.inboxes if n not in {b.name for b in inboxes}]
@@ -478,6 +495,37 @@ class _Reader:
         except ValueError as e:
             self.error(key, str(e))
             return default
+
+    def limits(self, raw: Any, d: LimitsConfig) -> LimitsConfig:
+        t = self.table(raw, "limits", {"acks_per_sender_per_hour", "acks_per_hour",
+                                       "notifications_per_hour", "summary_interval",
+                                       "notify_attachments_per_mail",
+                                       "notify_attachments_per_hour"})
+        per_hour = self.get(t, "limits.acks_per_sender_per_hour", int,
+                            d.acks_per_sender_per_hour)
+        if per_hour < 1:
+            self.error("limits.acks_per_sender_per_hour", "must be at least 1")
+        global_per_hour = self.get(t, "limits.acks_per_hour", int, d.acks_per_hour)
+        if global_per_hour < per_hour:
+            self.error("limits.acks_per_hour", "must be at least acks_per_sender_per_hour")
+        notices = self.get(t, "limits.notifications_per_hour", int, global_per_hour)
+        if notices < 1:
+            self.error("limits.notifications_per_hour", "must be at least 1")
+        interval = self.duration(t, "limits.summary_interval", parse_duration("1 minute"))
+        if interval.unit not in (Unit.MINUTES, Unit.HOURS):
+            self.error("limits.summary_interval", "use minutes or hours")
+        per_mail = self.size(t, "limits.notify_attachments_per_mail",
+                             d.notify_attachments_per_mail)
+        per_staff = self.size(t, "limits.notify_attachments_per_hour",
+                              d.notify_attachments_per_hour)
+        if per_staff < per_mail:
+            self.error("limits.notify_attachments_per_hour",
+                       "must be at least notify_attachments_per_mail")
+        return LimitsConfig(acks_per_sender_per_hour=per_hour, acks_per_hour=global_per_hour,
+                            notifications_per_hour=notices,
+                            summary_interval=_timedelta(interval),
+                            notify_attachments_per_mail=per_mail,
+                            notify_attachments_per_hour=per_staff)
 
     def convert(self, key: str, value: Any, fn: Callable[[Any], T], default: T) -> T:
         try:
@@ -736,6 +784,28 @@ def _is_network(entry: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def dns_server(server: object) -> tuple[str, int]:
+    """(IP, port) of "ip", "ip:port", "v6", "[v6]" or "[v6]:port"; ValueError if bad."""
+    if not isinstance(server, str):
+        raise ValueError(f"must be a string like \"127.0.0.1:53\", not {type(server).__name__}")
+    text = server.strip()
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        port = rest[1:] if rest.startswith(":") else ("" if not rest else "x")
+    elif text.count(":") == 1:
+        host, _, port = text.partition(":")
+    else:
+        host, port = text, ""
+    if (port and not port.isdigit()) or not 0 < int(port or 53) < 65536:
+        raise ValueError(f"{server!r}: the port is not a number from 1 to 65535")
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        raise ValueError(f"{server!r}: give the resolver's IP address, as in "
+                         "\"127.0.0.1:53\" or \"[::1]:53\"") from None
+    return host, int(port or 53)
 
 
 def _timedelta(d: Duration) -> timedelta:

@@ -6,6 +6,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
+# The headers the bot reads to decide where a mail belongs and who sent it: a staff proof
+# holds only when each occurs at most once and the proof covers it (triage/auth.py).
+USED_HEADERS = ("from", "date", "subject", "message-id", "in-reply-to", "references", "to",
+                "cc")
+
 
 class CaseState(StrEnum):
     NEW = "new"
@@ -40,6 +45,18 @@ class Attachment:
     filename: str | None
     content_type: str
     data: bytes
+    # Its decoded size when `data` does not hold it whole (not kept: over the bytes a mail
+    # may keep in memory); None when `data` is the whole attachment.
+    size: int | None = None
+
+    @property
+    def whole(self) -> bool:
+        return self.size is None
+
+    @property
+    def length(self) -> int:
+        """Its decoded size in the mail, kept or not."""
+        return len(self.data) if self.size is None else self.size
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,3 +79,9 @@ class ParsedMail:
     attachments: tuple[Attachment, ...]
     machine: str | None  # why this mail is machine-made (never answered), None for a human
     defects: tuple[str, ...] = field(default=())
+    # Why From: is not exactly one plain address (parse then leaves `from_addr` "", and the
+    # pipeline puts the envelope sender there); None when it is.
+    from_problem: str | None = None
+    # Every occurrence of the headers the bot reads (USED_HEADERS), as (lower-cased name,
+    # raw value): staff proofs hold only when each occurs once and is the one proven.
+    headers: tuple[tuple[str, str], ...] = field(default=())

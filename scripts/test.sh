@@ -16,6 +16,14 @@ if [ ${#need[@]} -gt 0 ]; then
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}"
 fi
+# Chromium opens the digest's HTML as a recipient would (tests/browser.py). It is big, so it
+# is installed only when missing; if that fails the browser tests skip and say why.
+if ! command -v chromium >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
+    { $SUDO apt-get update -qq &&
+      DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium; } ||
+        echo "warning: could not install chromium; the browser tests will be skipped" >&2
+fi
 
 python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip

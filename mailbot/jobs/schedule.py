@@ -19,8 +19,10 @@ from mailbot.config import Config
 from mailbot.errors import TransientError
 from mailbot.jobs import digest, disclosure
 from mailbot.jobs.escalation import Escalator
+from mailbot.jobs.summary import Summaries
 from mailbot.mail.render import Templates
 from mailbot.store import Store
+from mailbot.triage.crypto import Crypto
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +48,17 @@ async def start(
         await _guarded("disclosure reminders", lambda: disclosure.remind(
             config, store, templates, secret, clock), wake_sender)
 
+    summaries = Summaries(config, store, templates, clock, Crypto.create(config))
+
+    async def summary() -> None:
+        async def run() -> bool:
+            return await summaries.run() > 0
+
+        await _guarded("flood summary", run, wake_sender)
+
     await weekly_digest()
     await sweep()
+    await summary()
     scheduler = AsyncIOScheduler(job_defaults=JOB_DEFAULTS, timezone=digest.zone_of(config))
     day, _, hhmm = config.digest.schedule.partition(" ")
     hour, minute = hhmm.split(":")
@@ -57,6 +68,8 @@ async def start(
                       id="weekly-digest")
     scheduler.add_job(sweep, IntervalTrigger(seconds=config.escalation.interval.total_seconds()),
                       id="escalation-sweep")
+    scheduler.add_job(summary, IntervalTrigger(seconds=summaries.tick.total_seconds()),
+                      id="flood-summary")
     scheduler.start()
     return scheduler
 

@@ -132,6 +132,8 @@ def _serialize(part: Message, extra: list[tuple[str, str | Header]]) -> str:
 
 
 def _attachment(a: Attachment) -> Message:
+    if not a.whole:  # a part of none or some of its bytes would promise what it lacks
+        raise ValueError(f"attachment {a.filename!r} is not kept whole: name it, never attach it")
     maintype, _, subtype = a.content_type.partition("/")
     if not (maintype.isascii() and subtype.isascii()) or not subtype:
         maintype, subtype = "application", "octet-stream"

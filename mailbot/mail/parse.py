@@ -20,7 +20,9 @@ from email.parser import BytesParser
 from email.utils import getaddresses, parsedate_to_datetime
 from html.parser import HTMLParser
 
-from mailbot.models import Attachment, ParsedMail
+from mailbot.mail.machine import auto_reply
+from mailbot.mail.sender import sender
+from mailbot.models import USED_HEADERS, Attachment, ParsedMail
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029\x85]+")
 HEADER_END = re.compile(rb"\r?\n\r?\n")  # the blank line after the header block
@@ -37,14 +39,11 @@ _BOUNDARY_LINE = re.compile(rb"^--", re.M)
 # 2 * MAX_DEPTH are cut off before it sees them.
 _MULTIPART = re.compile(rb"^content-type:[ \t]*multipart/", re.I | re.M)
 
-# Subjects of out-of-office replies that carry no RFC 3834 header (Exchange, iCloud, Gmail
-# in some set-ups). Only trusted together with another automatic-reply signal, see below.
-_OOO_SUBJECT = re.compile(
-    r"^\s*(automatic reply|auto[- ]?reply|autoreply|out of (the )?office|autosvar|"
-    r"automatisch antwoord|abwesenheitsnotiz|automatische antwort|r[ée]ponse automatique|"
-    r"afwezig|vacation reply|on vacation)\b",
-    re.I,
-)
+_BOUNCE_SENDERS = frozenset({"mailer-daemon", "mailer_daemon", "mail-daemon", "postmaster",
+                             "post_master"})
+# RFC 2369/2919 and the older list servers' own (Mailman 2, fml, ezmlm, Listserv).
+_LIST_HEADERS = ("List-Id", "List-Unsubscribe", "List-Post", "Mailing-List", "X-Mailing-List",
+                 "X-BeenThere", "X-Mailman-Version", "X-MLServer", "X-ML-Name", "X-Listserver")
 
 
 def header_block(raw: bytes) -> bytes:
@@ -75,7 +74,7 @@ def parse(
     text = walker.text
     if text is None and walker.html is not None:
         text = html_to_text(walker.html)
-    from_name, from_addr = _first_address(headers.raw("From"))
+    from_name, from_addr, from_problem = sender(headers.all("From"))
     reply_to = _first_address(headers.raw("Reply-To"))[1] or None
     return ParsedMail(
         message_id=_first_id(headers.raw("Message-ID")),
@@ -91,19 +90,32 @@ def parse(
         language=_language(headers.raw("Content-Language")),
         text=(text or "")[:_MAX_TEXT],
         html=walker.html,
-        attachments=tuple(walker.attachments),
+        attachments=_listed(raw, walker.attachments),
         machine=machine_reason(msg, headers, from_addr, loop_markers),
         defects=tuple(dict.fromkeys(defects)),
+        from_problem=from_problem,
+        headers=headers.used(),
     )
 
 
-def _bounded(raw: bytes, max_parts: int, defects: list[str]) -> bytes:
-    """The part of the mail the parser may see: the first MAX_PARSED bytes, ended before
-    the boundary line after 2 * max_parts of them (each part or nesting level has one)."""
-    if len(raw) > MAX_PARSED:
-        defects.append(f"larger than {MAX_PARSED} bytes: only the start parsed, "
+def _listed(raw: bytes, seen: list[Attachment]) -> tuple[Attachment, ...]:
+    """The attachments; when the parser saw only the start of the mail, every one of the
+    whole mail with its true size (a cut one's data is not the attachment)."""
+    if len(raw) <= MAX_PARSED:
+        return tuple(seen)
+    from mailbot.mail.attachments import measure  # it walks with this module's bounds
+
+    return measure(raw)
+
+
+def _bounded(raw: bytes, max_parts: int, defects: list[str],
+             max_bytes: int = MAX_PARSED) -> bytes:
+    """The part of the mail the parser may see: the first max_bytes, ended before the
+    boundary line after 2 * max_parts of them (each part or nesting level has one)."""
+    if len(raw) > max_bytes:
+        defects.append(f"larger than {max_bytes} bytes: only the start parsed, "
                        "the whole mail kept raw")
-        raw = raw[:MAX_PARSED]
+        raw = raw[:max_bytes]
     # Each part and each nesting level opens with a boundary line: a count in C tells
     # whether either scan below can find anything (for everyday mail it cannot).
     boundary_lines = raw.count(b"\n--")
@@ -139,6 +151,9 @@ class _Headers:
 
     def all(self, name: str) -> list[str]:
         return self.by_name.get(name.lower(), [])
+
+    def used(self) -> tuple[tuple[str, str], ...]:
+        return tuple((n, v) for n in USED_HEADERS for v in self.by_name.get(n, ()))
 
 
 def _text(value: object) -> str:
@@ -261,7 +276,9 @@ class _Walker:
             if self.decoded + len(data) > MAX_DECODED:
                 self.defects.append(f"attachments over {MAX_DECODED} bytes in all: the rest "
                                     "kept only in the raw mail")
-                data = b""
+                # Its size stays: a notification says what it could not carry.
+                self.attachments.append(Attachment(filename, ctype, b"", len(data)))
+                return
             self.decoded += len(data)
             self.attachments.append(Attachment(filename, ctype, data))
 
@@ -370,32 +387,17 @@ def machine_reason(
         return "delivery report"
     if headers.raw("Return-Path").strip() == "<>":
         return "empty return path"
-    if from_addr.split("@")[0] in ("mailer-daemon", "postmaster"):
-        return "bounce sender"
+    if from_addr.split("@")[0] in _BOUNCE_SENDERS or (
+            not from_addr and "mailer-daemon" in headers.raw("From").lower()):
+        return "bounce sender"  # also "From: MAILER-DAEMON <>" (DragonFly, others)
     precedence = headers.raw("Precedence").strip().lower()
     if precedence in ("bulk", "junk", "list"):
         return f"precedence: {precedence}"
-    if headers.raw("List-Id") or headers.raw("List-Unsubscribe"):
+    if any(headers.raw(name) for name in _LIST_HEADERS):
         return "mailing list"
     return _out_of_office(headers)
 
 
 def _out_of_office(headers: _Headers) -> str | None:
-    """Out-of-office replies that carry no Auto-Submitted header.
-
-    Exchange marks its automatic replies with X-MS-Exchange-Generated-Message-Source or
-    X-MS-Exchange-Organization-AutoReply (and `X-Auto-Response-Suppress: All`, which
-    Outlook also puts on some ordinary mail, so that one alone is not trusted); iCloud and
-    others set X-Autoreply / X-Autorespond. An auto-reply subject counts only together with
-    X-Auto-Response-Suppress, never alone: a human may well write "Out of office" in a report.
-    """
-    for name in ("X-Autoreply", "X-Autorespond", "X-Auto-Reply",
-                 "X-MS-Exchange-Organization-AutoReply", "X-MS-Exchange-Generated-Message-Source"):
-        if headers.raw(name).strip():
-            return f"out of office ({name})"
-    suppress = headers.raw("X-Auto-Response-Suppress").lower()
-    subject = decode_words(headers.raw("Subject"))
-    if _OOO_SUBJECT.search(subject) and ("oof" in suppress or "all" in suppress):
-        return "out of office (subject)"
-    return None
-
+    """Auto-replies without an Auto-Submitted header: machine.py knows the markers."""
+    return auto_reply(headers.raw, list(headers.by_name), decode_words(headers.raw("Subject")))

@@ -161,6 +161,8 @@ class Opened:
     whole: bool = False  # the signature covers the mail's whole text, not a part of it
     error: str | None = None
     sig_id: str | None = None
+    # Header fields inside the signed content (protected headers), as (name, value).
+    protected: tuple[tuple[str, str], ...] = ()
 
     @property
     def signed(self) -> bool:

@@ -86,25 +86,50 @@ async def listing(
     return [dict(zip(CASE_FIELDS, r, strict=True)) for r in rows]
 
 
-async def case_of_message_ids(db: Db, message_ids: Sequence[str]) -> int | None:
-    """The case of the first of these Message-IDs that is known (callers order them)."""
+async def case_of_message_ids(
+    db: Db, message_ids: Sequence[str], *, sender: str = "", party: bool = False
+) -> int | None:
+    """The case of the first of these Message-IDs that threads mail of `sender` (callers
+    order them): one we sent; one of its reporter's or staff's mail when `sender` is its
+    reporter or `party` (staff); one that `sender` cited on it before."""
     wanted = list(dict.fromkeys(message_ids))[:100]
     if not wanted:
         return None
+    marks = ", ".join("?" * len(wanted))
+    sender = sender.lower()
     rows = await db.execute_fetchall(
-        "SELECT message_id, case_id FROM message_ids WHERE message_id IN"
-        f" ({', '.join('?' * len(wanted))})",
-        wanted,
+        "SELECT m.message_id, m.case_id FROM message_ids m JOIN cases c ON c.id = m.case_id"
+        f" WHERE m.message_id IN ({marks})"
+        "  AND (m.sender IS NULL OR ? OR lower(c.reporter) = ?)"
+        " UNION ALL"
+        f" SELECT message_id, case_id FROM cited_ids WHERE message_id IN ({marks})"
+        "  AND sender = ?",
+        [*wanted, int(party), sender, *wanted, sender],
     )
-    found = {str(r[0]): int(r[1]) for r in rows}
+    found: dict[str, int] = {}
+    for r in rows:
+        found.setdefault(str(r[0]), int(r[1]))  # the case's own before a citation
     return next((found[m] for m in wanted if m in found), None)
 
 
-async def has_inbound_message(db: Db, message_id: str) -> bool:
-    """Whether a mail with this Message-ID was already recorded as received on a case."""
+async def cases_of_message_ids(db: Db, message_ids: Sequence[str]) -> dict[str, int]:
+    """The case each of these Message-IDs is its own (sent or received on it)."""
+    wanted = list(dict.fromkeys(message_ids))[:200]
+    if not wanted:
+        return {}
+    rows = await db.execute_fetchall(
+        f"SELECT message_id, case_id FROM message_ids WHERE message_id IN"
+        f" ({', '.join('?' * len(wanted))})", wanted)
+    return {str(r[0]): int(r[1]) for r in rows}
+
+
+async def has_inbound_message(db: Db, message_id: str, sender: str) -> bool:
+    """Whether a mail with this Message-ID from this sender was already recorded as
+    received on a case. The sender counts: a Message-ID is anyone's to copy, and a mail
+    sent first under someone else's must not make theirs a duplicate."""
     return await one(
-        db, "SELECT 1 FROM messages WHERE message_id = ? AND direction = 'in' LIMIT 1",
-        (message_id,),
+        db, "SELECT 1 FROM messages WHERE message_id = ? AND direction = 'in'"
+        " AND lower(sender) = ? LIMIT 1", (message_id, sender.lower()),
     ) is not None
 
 
@@ -114,11 +139,26 @@ async def case_id_of_ref(db: Db, ref: str, inbox: str) -> int | None:
 
 
 async def remember_message_ids(db: Db, case_id: int, message_ids: Sequence[str]) -> None:
+    """Message-IDs of mail we sent on the case (notifications: not `messages` rows)."""
     if not message_ids:
         return
     await db.executemany(
         "INSERT INTO message_ids (message_id, case_id) VALUES (?, ?) ON CONFLICT DO NOTHING",
         [(m, case_id) for m in message_ids],
+    )
+
+
+async def remember_citations(
+    db: Db, case_id: int, sender: str, message_ids: Sequence[str]
+) -> None:
+    """What a mail on the case answers (In-Reply-To, References): threads only later mail
+    of the same sender, never anyone else's (anyone can cite a public Message-ID)."""
+    if not message_ids or not sender:
+        return
+    await db.executemany(
+        "INSERT INTO cited_ids (message_id, case_id, sender) VALUES (?, ?, ?)"
+        " ON CONFLICT DO NOTHING",
+        [(m, case_id, sender.lower()) for m in dict.fromkeys(message_ids)],
     )
 
 
@@ -315,3 +355,11 @@ async def ack_facts(db: Db, reporter: str, since: str, ack_limit: int) -> AckFac
                     (reporter, since, ack_limit))
     assert row is not None
     return AckFacts(int(row[0]), row[1], int(row[2]))
+
+
+async def inbound_ids(db: Db, case_id: int) -> list[int]:
+    """The stored raw mails of a case's incoming messages, oldest first."""
+    rows = await db.execute_fetchall(
+        "SELECT inbound_id FROM messages WHERE case_id = ? AND inbound_id IS NOT NULL"
+        " ORDER BY id", (case_id,))
+    return [int(r[0]) for r in rows]

@@ -7,24 +7,27 @@ case of the inbox). Only when both find nothing is anything changed.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from mailbot.clock import iso
+from mailbot.config import PolicyConfig
 from mailbot.errors import CommandError
 from mailbot.models import CaseState
-from mailbot.sla import BusinessCalendar, Duration, Unit
+from mailbot.sla import BusinessCalendar, Duration, Unit, deadlines
 from mailbot.store import Db
 from mailbot.store import cases as case_q
+from mailbot.triage import forward
 from mailbot.triage.commands import Command, Parsed
 
 # What the reporter is told of (SPEC: accepted, expected date, resolved, rejected, duplicate).
 REPORTER_STATES = frozenset({"accepted", "resolved", "rejected", "duplicate"})
 _CLOSED = frozenset({CaseState.RESOLVED, CaseState.REJECTED, CaseState.DUPLICATE,
                      CaseState.CLOSED})
+_OLDEST_ORIGINAL = timedelta(days=366)  # an original-date further back is a typo or a trick
 
 
 @dataclass
@@ -34,11 +37,20 @@ class Applied:
     done: list[str] = field(default_factory=list)
     reporter_news: list[tuple[str, str]] = field(default_factory=list)  # (what, value)
     reply_text: str | None = None
+    new_reporter: str | None = None  # #open-for: the acknowledgement goes to them
+    original: forward.Original | None = None  # the forwarded report #open-for found
 
 
-async def check(db: Db, case: Mapping[str, Any], parsed: Parsed) -> list[CommandError]:
-    """Problems of these commands for this case; empty when all can be applied."""
+async def check(db: Db, case: Mapping[str, Any], parsed: Parsed, *, actor: str = "",
+                at: datetime | None = None) -> list[CommandError]:
+    """Problems of these commands for this case, sent by `actor` at `at`; empty when all
+    can be applied."""
     errors: list[CommandError] = []
+    for c in parsed.commands:
+        if c.name == "open-for":
+            why = await _open_for_problem(db, case, c, actor, at)
+            if why:
+                errors.append(CommandError(c.line, why))
     state = CaseState(case["state"])
     names = {c.name for c in parsed.commands}
     for c in parsed.commands:
@@ -61,6 +73,38 @@ async def check(db: Db, case: Mapping[str, Any], parsed: Parsed) -> list[Command
     return errors
 
 
+async def forwarded(db: Db, case: Mapping[str, Any]) -> forward.Original | None:
+    """The report forwarded in the mail that opened the case, if it holds one."""
+    rows = list(await db.execute_fetchall(
+        "SELECT i.raw, m.body FROM messages m JOIN inbound i ON i.id = m.inbound_id"
+        " WHERE m.case_id = ? AND m.direction = 'in' ORDER BY m.id LIMIT 1", (case["id"],)))
+    if not rows:
+        return None
+    raw, body = rows[0]
+    return forward.original(bytes(raw), str(body))
+
+
+async def _open_for_problem(db: Db, case: Mapping[str, Any], c: Command, actor: str,
+                            at: datetime | None) -> str | None:
+    """Why #open-for cannot re-address this case. Only the staff member whose forward
+    opened the case may: so a staff command can never take a researcher's case away."""
+    if not actor or str(case["reporter"]).lower() != actor.lower():
+        return ("#open-for names the reporter of a case you opened by forwarding a report; "
+                f"this case's reporter is {case['reporter']}")
+    if c.value == actor.lower():
+        return "#open-for needs the original sender's address, not yours"
+    if not c.flag:
+        return None
+    original = await forwarded(db, case)
+    if original is None or original.date is None:
+        return ("no forwarded message with a readable date in the mail that opened the case: "
+                "leave out 'original-date'")
+    now = at or datetime.now(original.date.tzinfo)
+    if original.date > now or now - original.date > _OLDEST_ORIGINAL:
+        return f"the forwarded message is dated {iso(original.date)}: not within the last year"
+    return None
+
+
 def resume(case: Mapping[str, Any], calendar: BusinessCalendar, at: datetime) -> dict[str, Any]:
     """Leaving needs-info: the clocks resume, each open deadline moved by the business days
     the case waited on the reporter."""
@@ -81,7 +125,7 @@ def resume(case: Mapping[str, Any], calendar: BusinessCalendar, at: datetime) ->
 
 async def apply(
     db: Db, case: Mapping[str, Any], parsed: Parsed, *, actor: str, at: datetime,
-    calendar: BusinessCalendar,
+    calendar: BusinessCalendar, policy: PolicyConfig | None = None,
 ) -> Applied:
     """Apply every command; the caller has run `check` and holds the transaction."""
     zone = calendar.timezone.key
@@ -89,12 +133,13 @@ async def apply(
     fields: dict[str, Any] = {}
     case_id = int(case["id"])
 
-    async def change(c: Command, column: str, new: Any, action: str | None = None) -> None:
+    async def change(c: Command, column: str, new: Any, action: str | None = None,
+                     detail: str | None = None) -> None:
         old = case[column]
         fields[column] = new
         await case_q.add_event(db, case_id, at=iso(at), actor=actor, action=action or c.name,
                                old=None if old is None else str(old),
-                               new=None if new is None else str(new))
+                               new=None if new is None else str(new), detail=detail)
         result.done.append(f"line {c.line}: #{c.name} {c.value or ''}".rstrip()
                            + f": {old or '-'} -> {new or '-'}")
 
@@ -112,7 +157,8 @@ async def apply(
                 fields["resolved_at"] = iso(at)
                 result.reporter_news.append(("status", "duplicate"))
             case "close":
-                await change(c, "state", CaseState.CLOSED.value)
+                # The reason is kept: the compliance report counts closes by it (out of scope).
+                await change(c, "state", CaseState.CLOSED.value, detail=str(c.value or ""))
                 fields["resolved_at"] = iso(at)
                 result.done[-1] += f" ({c.value})"
             case "reopen":
@@ -149,6 +195,8 @@ async def apply(
                                    "reporter")
             case "note":
                 result.done.append(f"line {c.line}: #note: the text below is an internal note")
+            case "open-for":
+                await _open_for(db, case, c, result, fields, change, calendar, policy)
     new_state = fields.get("state")
     if new_state == CaseState.NEEDS_INFO and case["state"] != CaseState.NEEDS_INFO:
         fields |= {"paused_at": iso(at), "paused_from": case["state"]}
@@ -169,3 +217,23 @@ async def apply(
         fields["updated_at"] = iso(at)
         await case_q.update(db, case_id, fields)
     return result
+
+
+async def _open_for(
+    db: Db, case: Mapping[str, Any], c: Command, result: Applied, fields: dict[str, Any],
+    change: Callable[..., Awaitable[None]], calendar: BusinessCalendar,
+    policy: PolicyConfig | None,
+) -> None:
+    """The case becomes the original sender's: they get the acknowledgement; with
+    original-date its deadlines count from the forwarded message's Date:."""
+    original = await forwarded(db, case)
+    await change(c, "reporter", c.value)
+    same = original is not None and original.sender == c.value
+    fields["reporter_name"] = original.sender_name or None if original and same else None
+    result.new_reporter, result.original = str(c.value), original
+    if original is not None and not same:
+        result.done[-1] += f" (the forwarded message is from {original.sender})"
+    if c.flag and original is not None and original.date is not None and policy is not None:
+        due = deadlines(calendar, original.date, policy.first_response, policy.resolution)
+        await change(c, "first_response_due", iso(due.first_response_due), "receipt time")
+        await change(c, "resolution_due", iso(due.resolution_due), "receipt time")

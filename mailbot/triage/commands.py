@@ -19,12 +19,14 @@ from mailbot.errors import CommandError
 STATUSES = ("triaged", "needs-info", "accepted", "fixing", "resolved", "rejected")
 SEVERITIES = ("critical", "high", "medium", "low")
 NAMES = ("status", "severity", "assign", "due", "reply", "note", "credit", "duplicate", "cve",
-         "bounty", "disclose", "close", "reopen", "template")
+         "bounty", "disclose", "close", "reopen", "open-for", "template")
+ORIGINAL_DATE = "original-date"  # #open-for ADDRESS original-date: deadlines from its Date:
 _NO_ARGUMENT = frozenset({"reply", "note", "reopen"})
 _OPTIONAL_ARGUMENT = frozenset({"bounty"})  # #bounty alone: the policy's reward
 _REF = re.compile(r"[A-Z][A-Z0-9]{0,9}-\d{4}-\d{4,}")
 _CVE = re.compile(r"CVE-\d{4}-\d{4,}")
 _TEMPLATE = re.compile(r"[a-z0-9][a-z0-9-]{0,39}(?: [a-z0-9][a-z0-9-]{0,59})?")
+_ADDRESS = re.compile(r"[^\s<>\"'(),;:@\\]{1,64}@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63}){1,8}")
 _AMOUNT = re.compile(r"(?:[€$£]\s?)?\d{1,9}(?:[.,]\d{1,2})?(?:\s?[A-Z]{3})?")
 
 
@@ -35,6 +37,7 @@ class Command:
     value: str | None = None  # normalised: a state, a level, an ISO date, a CVE id, ...
     vector: str | None = None  # #severity with a CVSS vector: the vector
     score: float | None = None  # and its base score
+    flag: bool = False  # #open-for with "original-date"
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +75,9 @@ def parse(new_text: str) -> Parsed:
     if "reply" in seen and "note" in seen:
         errors.append(CommandError(seen["note"], "#note and #reply exclude each other"))
     text = "\n".join(lines[end:]).strip()
+    if "open-for" in seen and "reply" in seen:
+        errors.append(CommandError(seen["reply"], "#open-for and #reply exclude each other: "
+                                   "the acknowledgement goes first"))
     if "reply" in seen and not text:
         errors.append(CommandError(seen["reply"], "#reply needs the text to send below it"))
     return Parsed(tuple(commands), text, tuple(sorted(errors, key=lambda e: e.line)))
@@ -113,6 +119,8 @@ def _command(number: int, line: str) -> Command:
             return Command(number, name, arg.upper())
         case "template":
             return _template(number, arg)
+        case "open-for":
+            return _open_for(number, arg)
         case "bounty":
             if not _AMOUNT.fullmatch(arg):
                 raise CommandError(number, f"'{arg[:30]}' is not an amount like 500 EUR")
@@ -138,6 +146,19 @@ def _disclose(number: int, arg: str) -> Command:
         raise CommandError(number, f"'{arg[:40]}' is not like 2026-12-24, "
                            "2026-12-24 agreed, or public")
     return Command(number, "disclose", _date(number, day) + (" agreed" if agreed else ""))
+
+
+def _open_for(number: int, arg: str) -> Command:
+    """#open-for ADDRESS [original-date]: the reporter of a forwarded report."""
+    address, _, rest = arg.partition(" ")
+    address = address.strip("<>").lower()
+    if not _ADDRESS.fullmatch(address):
+        raise CommandError(number, f"'{address[:60]}' is not an address like "
+                                   "rita@example.net")
+    if rest and rest.lower() != ORIGINAL_DATE:
+        raise CommandError(number, f"#open-for takes an address and optionally "
+                                   f"'{ORIGINAL_DATE}', not '{rest[:30]}'")
+    return Command(number, "open-for", address, flag=bool(rest))
 
 
 def _severity(number: int, arg: str) -> Command:

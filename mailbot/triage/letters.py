@@ -15,7 +15,7 @@ from mailbot.clock import iso
 from mailbot.config import InboxConfig, PolicyConfig
 from mailbot.mail.compose import Outgoing, build, make_message_id, reply_subject
 from mailbot.mail.render import Templates
-from mailbot.models import ParsedMail
+from mailbot.models import Attachment, ParsedMail
 from mailbot.store import Db
 from mailbot.store import cases as case_q
 from mailbot.store import outbox as outbox_q
@@ -137,15 +137,89 @@ def _answering(mail: ParsedMail) -> list[str]:
     return [*mail.references, *([mail.message_id] if mail.message_id else [])]
 
 
+NOTIFY_TEXT_MAX = 64 * 1024  # characters of a mail's text a notification repeats
+# Attachments one notification carries, and lines it spends on those it leaves out or on
+# ignored command lines: a mail of a thousand parts must not make a notification of them.
+MAX_CARRIED = 50
+MAX_LINES = 50
+
+
+@dataclass(frozen=True, slots=True)
+class LeftOut:
+    """An attachment a notification names but does not carry."""
+
+    name: str
+    size: int
+    why: str
+
+
+@dataclass(frozen=True, slots=True)
+class Carried:
+    attached: tuple[Attachment, ...]
+    left_out: tuple[LeftOut, ...]
+
+    @property
+    def size(self) -> int:
+        return sum(len(a.data) for a in self.attached)
+
+
+def carry(attachments: Sequence[Attachment], per_mail: int, per_hour: int,
+          spent: int) -> Carried:
+    """Which attachments one notification carries (pure): whole ones, in order, each that
+    still fits in the per-mail budget and in what is left of the staff member's hour."""
+    attached: list[Attachment] = []
+    left_out: list[LeftOut] = []
+    total = 0
+    for n, a in enumerate(attachments, 1):
+        name = a.filename or f"attachment {n} ({a.content_type})"
+        if not a.whole:
+            why = "larger than mailbot reads from one mail into memory"
+        elif len(attached) >= MAX_CARRIED:
+            why = f"a notification carries at most {MAX_CARRIED} attachments"
+        elif total + a.length > per_mail:
+            why = f"over the {human_size(per_mail)} of attachments a notification carries"
+        elif spent + total + a.length > per_hour:
+            why = (f"over your {human_size(per_hour)} of attachments per hour "
+                   "(many notifications in a short time)")
+        else:
+            attached.append(a)
+            total += a.length
+            continue
+        left_out.append(LeftOut(name, a.length, why))
+    return Carried(tuple(attached), tuple(left_out))
+
+
+def human_size(size: int) -> str:
+    for unit, factor in (("MB", 1024 ** 2), ("KB", 1024)):
+        if size >= factor:
+            return f"{size / factor:.1f} {unit}"
+    return f"{size} bytes"
+
+
+def _exactly(size: int) -> str:
+    """`10.0 MB, 10485760 bytes`: what a person reads, and what a file will measure."""
+    short = human_size(size)
+    return short if short.endswith("bytes") else f"{short}, {size} bytes"
+
+
 def notification(
     templates: Templates, secret: bytes, inbox: InboxConfig, policy: PolicyConfig,
     case: CaseView, mail: ParsedMail, kind: str, staff_address: str, at: datetime,
     ignored_commands: Sequence[str] = (), remarks: Sequence[str] = (),
+    carried: Carried | None = None, mail_id: int | None = None,
 ) -> Outgoing:
     """A mail to one staff member about one incoming mail, with a reply address of theirs.
+    It carries the attachments `carried` chose (all, by default) and says plainly of each
+    other one that it is not attached, its size, and the command that writes it out.
 
     Reporter addresses and text go only into these, to staff, never elsewhere.
     """
+    if carried is None:
+        carried = carry(mail.attachments, 2 ** 62, 2 ** 62, 0)
+    text = mail.text.strip() or "(no text)"
+    cut = len(text) > NOTIFY_TEXT_MAX
+    text = text[:NOTIFY_TEXT_MAX]
+    command = f"mailbot attachments {case.ref} DIR" + (f" --mail {mail_id}" if mail_id else "")
     text = templates.render(
         "notify", "en", kind=kind, ref=case.ref, inbox_address=inbox.address,
         sender=mail.from_addr or "(none)", sender_name=mail.from_name,
@@ -153,10 +227,14 @@ def notification(
         state=case.state, first_response_due=case.first_response_due,
         first_response_due_iso=iso(case.first_response_due),
         resolution_due=case.resolution_due, resolution_due_iso=iso(case.resolution_due),
-        zone=policy.timezone, text=mail.text.strip() or "(no text)",
-        attachments=[a.filename or a.content_type for a in mail.attachments],
-        defects=list(mail.defects[:5]),
-        ignored_commands=ignored_commands, remarks=remarks,
+        zone=policy.timezone, text=text, cut=cut, text_max=human_size(NOTIFY_TEXT_MAX),
+        attached=[(a.filename or a.content_type, human_size(len(a.data)))
+                  for a in carried.attached],
+        left_out=[(o.name, _exactly(o.size), o.why) for o in carried.left_out[:MAX_LINES]],
+        more_left_out=max(0, len(carried.left_out) - MAX_LINES),
+        command=command, defects=list(mail.defects[:5]),
+        ignored_commands=ignored_commands[:MAX_LINES],
+        more_ignored=max(0, len(ignored_commands) - MAX_LINES), remarks=remarks,
     )
     token = reply_token(secret, case.ref, staff_address)
     return Outgoing(
@@ -168,7 +246,7 @@ def notification(
         reply_to=reply_address(inbox.address, case.ref, token),
         headers={"Auto-Submitted": "auto-generated", "X-Loop": inbox.address,
                  "X-Mailbot-Case": case.ref, "X-Mailbot-Kind": kind},
-        attachments=mail.attachments,
+        attachments=carried.attached,
     )
 
 

@@ -11,7 +11,7 @@ import asyncio
 import logging
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -19,19 +19,23 @@ from mailbot.clock import Clock, iso
 from mailbot.config import Config, InboxConfig, PolicyConfig
 from mailbot.errors import CommandError, MessageError, TransientError
 from mailbot.keyfile import load_or_create_secret
+from mailbot.mail.dkim import DkimResult, DnsFunc, resolver, verify
+from mailbot.mail.machine import subject_only
 from mailbot.mail.parse import parse
 from mailbot.mail.pgp import Opened, looks_pgp
 from mailbot.mail.quotes import new_text
 from mailbot.mail.render import LANGUAGES, Templates
+from mailbot.mail.sender import envelope_address
 from mailbot.models import CaseState, Disposition, InboundStatus, ParsedMail
 from mailbot.sla import BusinessCalendar, deadlines
 from mailbot.store import Db, Store
 from mailbot.store import cases as case_q
 from mailbot.store import inbound as inbound_q
 from mailbot.store import keys as keys_q
+from mailbot.store import notices as notices_q
 from mailbot.store.inbound import InboundRow
 from mailbot.triage import actions, assessing, commands, letters, policy_commands
-from mailbot.triage.auth import DnsFunc, dkim_aligned, dkim_domains, reply_refs, token_valid
+from mailbot.triage.auth import CaseFacts, Kind, named_ids, speaker
 from mailbot.triage.crypto import Crypto, Seal, note
 from mailbot.triage.threads import find_case
 
@@ -43,9 +47,8 @@ class Decision:
     disposition: Disposition
     reason: str | None = None  # why ignored, quarantined, or untrusted
     case: Mapping[str, Any] | None = None  # the case the mail belongs to
-    # report | follow-up (the reporter) | staff (authenticated) | untrusted-staff (a staff
-    # From: that failed authentication) | stranger | auto-reply
-    kind: str = "report"
+    kind: Kind = Kind.REPORT  # who is speaking (auth.speaker)
+    trusted: bool = True  # the sender is who the mail says
 
     @property
     def case_id(self) -> int | None:
@@ -53,8 +56,7 @@ class Decision:
 
 
 # Who hears of what: mail from the reporter, and every mail that must not be trusted.
-NOTIFY_KINDS = frozenset({"follow-up", "stranger", "untrusted-staff"})
-TRUSTED_KINDS = frozenset({"report", "follow-up", "staff", "auto-reply"})
+NOTIFY_KINDS = frozenset({Kind.FOLLOW_UP, Kind.STRANGER, Kind.UNTRUSTED_STAFF})
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +70,7 @@ class Outcome:
 
 
 _AS_RECEIVED = Opened(b"")  # no PGP stage: a row that failed before it
+_UNSIGNED = DkimResult()
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +78,7 @@ class Prepared:
     """What the thread stage learned of a mail before its transaction."""
 
     mail: ParsedMail
-    dkim_domains: tuple[str, ...] = ()  # verified signing domains (staff mail only)
+    dkim: DkimResult = _UNSIGNED  # its valid DKIM signatures (staff mail only)
     opened: Opened = _AS_RECEIVED  # what PGP made of it (parse always sets it)
     offered_key: str | None = None  # the fingerprint of a key it offered for its sender
     failure: str | None = None  # a reason to quarantine found before the transaction
@@ -86,13 +89,14 @@ class _TakenElsewhere(Exception):
 
 
 class _Lookup:
-    """threads.CaseLookup over the open transaction."""
+    """threads.CaseLookup over the open transaction, for mail of `sender` (`party`: staff)."""
 
-    def __init__(self, db: Db) -> None:
-        self.db = db
+    def __init__(self, db: Db, sender: str, party: bool) -> None:
+        self.db, self.sender, self.party = db, sender, party
 
     async def by_message_ids(self, message_ids: tuple[str, ...]) -> int | None:
-        return await case_q.case_of_message_ids(self.db, message_ids)
+        return await case_q.case_of_message_ids(self.db, message_ids, sender=self.sender,
+                                                party=self.party)
 
     async def by_ref(self, ref: str, inbox: str) -> int | None:
         return await case_q.case_id_of_ref(self.db, ref, inbox)
@@ -106,7 +110,9 @@ class Pipeline:
         self.config = config
         self.crypto = crypto or Crypto(config, None)
         self.secret = secret
-        self.dkim_dns: DnsFunc | None = None  # None: the real DNS; tests answer themselves
+        # [auth] dns_servers, or None: the system's resolver (tests may answer themselves).
+        self.dkim_dns: DnsFunc | None = (resolver(config.auth.dns_servers)
+                                         if config.auth.dns_servers else None)
         self.store = store
         self.templates = templates
         self.clock = clock
@@ -127,11 +133,16 @@ class Pipeline:
         may look up DKIM keys in the DNS and run gpg."""
         opened, failure = self.crypto.open(row.raw)
         mail = parse(opened.raw, loop_markers=self.loop_markers)
-        domains: tuple[str, ...] = ()
-        if (mail.from_addr and self.config.is_staff(mail.from_addr)
+        offered = self.crypto.learn(opened, mail)
+        if mail.from_problem:
+            # From: is not one plain address: what mail systems read there is anyone's
+            # guess, so a case is answered at the envelope sender only (never staff).
+            mail = replace(mail, from_addr=envelope_address(row.mail_from), from_name="")
+        dkim = _UNSIGNED
+        if (mail.from_addr and not mail.from_problem and self.config.is_staff(mail.from_addr)
                 and "dkim" in self._inbox(row).staff_auth):
-            domains = dkim_domains(row.raw, self.dkim_dns)
-        return Prepared(mail, domains, opened, self.crypto.learn(opened, mail), failure)
+            dkim = verify(row.raw, self.dkim_dns)
+        return Prepared(mail, dkim, opened, offered, failure)
 
     def parse_all(self, rows: Sequence[InboundRow]) -> list[Prepared]:
         """Each row parsed, in order. PGP mail waits on gpg processes: several of those run
@@ -208,41 +219,40 @@ class Pipeline:
         inbox = self._inbox(row)
         if prepared.failure:
             return Decision(Disposition.QUARANTINE, prepared.failure)
-        if mail.message_id and await case_q.has_inbound_message(db, mail.message_id):
+        if mail.message_id and await case_q.has_inbound_message(db, mail.message_id,
+                                                                mail.from_addr):
             return Decision(Disposition.IGNORE, f"duplicate of {mail.message_id} already on a case")
         machine = mail.machine or ("empty return path" if row.mail_from == "" else None)
+        if not machine and not mail.from_addr:
+            return Decision(Disposition.QUARANTINE, (
+                f"{mail.from_problem}, and no envelope sender" if mail.from_problem
+                else "no sender address in From:"))
         recipients = (*row.rcpt_to, *mail.to, *mail.cc)
-        case_id = await find_case(mail, recipients, inbox=inbox, lookup=_Lookup(db))
+        staff = self.config.is_staff(mail.from_addr)
+        case_id = await find_case(mail, recipients, inbox=inbox,
+                                  lookup=_Lookup(db, mail.from_addr, staff))
         case = await case_q.get_by_id(db, case_id) if case_id is not None else None
-        if machine:
-            if case is not None:
-                # Recorded on its case, never answered, never reopens it.
-                return Decision(Disposition.APPEND, machine, case, "auto-reply")
-            return Decision(Disposition.IGNORE, machine)
-        if not mail.from_addr:
-            return Decision(Disposition.QUARANTINE, "no sender address in From:")
-        if case is None:
-            return Decision(Disposition.OPEN)
-        if self.config.is_staff(mail.from_addr):
-            # From: alone proves nothing (auth.py): only the proofs this inbox accepts do.
-            token = "reply-token" in inbox.staff_auth and any(
-                r.ref == case["ref"] and token_valid(self.secret, r, mail.from_addr)
-                for r in reply_refs(recipients, inbox.address))
-            signed = "dkim" in inbox.staff_auth and dkim_aligned(prepared.dkim_domains,
-                                                                   mail.from_addr)
-            pgp = "pgp" in inbox.staff_auth and self.crypto.staff_signed(
-                mail.from_addr, prepared.opened, self.clock(), self.config.auth.replay_window)
+        machine = subject_only(machine, row.mail_from, mail.from_addr,
+                               case["reporter"] if case is not None else None)
+        facts, threads, replayed = None, {}, False
+        if case is not None:
+            facts = CaseFacts(int(case["id"]), str(case["ref"]), str(case["reporter"]))
+        if case is not None and staff:
+            threads = await case_q.cases_of_message_ids(db, named_ids(mail, prepared.opened))
             sig_id = prepared.opened.sig_id
-            if pgp and sig_id and await keys_q.signature_seen_elsewhere(db, sig_id, row.id):
-                pgp = False  # the same signature in an earlier mail: a replay
-            if token or signed or pgp:
-                return Decision(Disposition.APPEND, None, case, "staff")
-            return Decision(Disposition.APPEND, "staff From: not authenticated ("
-                            + " or ".join(inbox.staff_auth) + ")", case, "untrusted-staff")
-        if mail.from_addr == case["reporter"]:
-            return Decision(Disposition.APPEND, None, case, "follow-up")
-        # Someone who learned the reference: kept and shown to staff, never answered.
-        return Decision(Disposition.APPEND, "sender is not on the case", case, "stranger")
+            replayed = sig_id is not None and await keys_q.signature_seen_elsewhere(
+                db, sig_id, row.id)
+        who = speaker(
+            mail, facts, recipients=recipients, inbox=inbox, staff=self.config.staff,
+            machine=machine, pgp=prepared.opened, pgp_replayed=replayed, dkim=prepared.dkim,
+            threads=threads, secret=self.secret, now=self.clock(),
+            window=self.config.auth.replay_window)
+        if case is None:
+            if who.kind is Kind.MACHINE:
+                return Decision(Disposition.IGNORE, who.reason)
+            return Decision(Disposition.OPEN)
+        # Recorded on its case; machine mail is never answered and never reopens it.
+        return Decision(Disposition.APPEND, who.reason, case, who.kind, who.trusted)
 
     async def _apply(
         self, db: Db, row: InboundRow, prepared: Prepared, decision: Decision
@@ -302,11 +312,13 @@ class Pipeline:
         if flood is None and facts.acks >= limits.acks_per_hour:
             flood = f"{limits.acks_per_hour} acknowledgements in the last hour"
         if flood:
-            # A flood or a loop: the case is kept and threaded, nothing is sent for it.
+            # A flood or a loop: the case is kept and threaded, no acknowledgement is sent,
+            # and staff learn of it in the next summary (jobs/summary.py) instead of not at all.
             await case_q.add_event(db, case_id, at=iso(now), actor="mailbot",
                                    action="acknowledgement withheld", detail=flood)
-            log.warning("inbound %d: %s opened %s; ack withheld (%s)",
-                        row.id, mail.from_addr, ref, flood)
+            await self._hold(db, row, case_id, mail, "new", now, flood)
+            log.warning("inbound %d: %s opened %s; ack withheld, staff told in the next "
+                        "summary (%s)", row.id, mail.from_addr, ref, flood)
             return case_id, ref, 0
         ack = letters.acknowledgement(
             self.templates, inbox, policy,
@@ -360,24 +372,23 @@ class Pipeline:
         assert decision.case is not None
         mail = prepared.mail
         case_id, ref = int(decision.case["id"]), str(decision.case["ref"])
-        await self._record(db, case_id, row, prepared, decision.kind,
-                           trusted=decision.kind in TRUSTED_KINDS)
+        await self._record(db, case_id, row, prepared, decision.kind, trusted=decision.trusted)
         await case_q.add_event(
             db, case_id, at=iso(now), actor=mail.from_addr or "(unknown)",
             action=decision.kind, detail=decision.reason,
         )
         remarks = await self._pgp_remarks(db, case_id, prepared.opened, now)
-        if decision.kind == "follow-up":  # the reporter's new text: the triage help anew
+        if decision.kind is Kind.FOLLOW_UP:  # the reporter's new text: the triage help anew
             remarks += await assessing.on_mail(
                 db, case_id=case_id, inbox=self._inbox(row), policy=self._policy(self._inbox(row)),
                 language=decision.case["language"], mail=mail, at=now,
                 severity=decision.case["severity"])
             remarks += await policy_commands.on_reporter_mail(db, decision.case, mail, now)
         await case_q.touch(db, case_id, iso(now))
-        if decision.kind == "follow-up" and decision.case["state"] == CaseState.NEEDS_INFO:
+        if decision.kind is Kind.FOLLOW_UP and decision.case["state"] == CaseState.NEEDS_INFO:
             await self._resume(db, row, decision.case, mail, now)
         notified = 0
-        if decision.kind == "staff":
+        if decision.kind is Kind.STAFF:
             notified = await self._staff_mail(db, row, mail, decision.case, now)
         if decision.kind in NOTIFY_KINDS:
             inbox = self._inbox(row)
@@ -413,7 +424,7 @@ class Pipeline:
                 errors.append(CommandError(1, f"the mail is dated {mail.date or 'nowhere'}, "
                                               "outside the replay window; send it anew"))
         if not errors:
-            errors = await actions.check(db, case, parsed)
+            errors = await actions.check(db, case, parsed, actor=mail.from_addr, at=now)
             parsed, more = await policy_commands.prepare(db, case, parsed, policy, now)
             errors += more
         done: list[str] = []
@@ -421,10 +432,13 @@ class Pipeline:
         queued = 0
         if not errors:
             applied = await actions.apply(db, case, parsed, actor=mail.from_addr, at=now,
-                                          calendar=self.calendars[policy.name])
+                                          calendar=self.calendars[policy.name], policy=policy)
             await policy_commands.after(db, self.templates, case, parsed, policy, applied,
                                         actor=mail.from_addr, at=now)
             done = applied.done
+            if applied.new_reporter:
+                queued += await self._ack_forwarded(db, row, case, applied, now, remarks)
+                case = await case_q.get_by_id(db, int(case["id"])) or case  # the new reporter
             if applied.reply_text or applied.reporter_news:
                 thread = await case_q.thread_ids(db, int(case["id"]))
                 update = letters.reporter_update(
@@ -447,6 +461,34 @@ class Pipeline:
                  f", refused: {errors[0]}" if errors else "")
         return queued + (q.outbox_id is not None)
 
+    async def _ack_forwarded(self, db: Db, row: InboundRow, case: Mapping[str, Any],
+                             applied: actions.Applied, now: datetime,
+                             remarks: list[str]) -> int:
+        """#open-for: the original sender's acknowledgement, answering their own report."""
+        inbox = self._inbox(row)
+        policy = self._policy(inbox)
+        fresh = await case_q.get_by_id(db, int(case["id"]))
+        assert fresh is not None and applied.new_reporter is not None
+        original = applied.original
+        facts = letters.AckFacts(
+            ref=fresh["ref"], reporter=applied.new_reporter,
+            reporter_name=fresh["reporter_name"] or "",
+            subject=original.subject if original and original.subject else fresh["subject"],
+            language=fresh["language"],
+            report_message_id=original.message_id if original else None, report_references=(),
+            first_response_due=datetime.fromisoformat(fresh["first_response_due"]),
+            resolution_due=datetime.fromisoformat(fresh["resolution_due"]),
+            key_fingerprint=inbox.pgp_key, key_url=self.config.security_txt.encryption)
+        seal = await self._reporter_seal(db, inbox, applied.new_reporter, fresh["ref"])
+        if seal is None and "ack" in policy.require_encryption:
+            remarks.append(await self._withhold(db, int(case["id"]), "acknowledgement", now))
+            return 0
+        queued = await letters.queue(
+            db, purpose=f"ack-for:{fresh['ref']}:{row.id}", case_id=int(case["id"]), kind="ack",
+            mail=letters.acknowledgement(self.templates, inbox, policy, facts, now),
+            envelope_from=inbox.address, at=now, seal=seal)
+        return int(queued.outbox_id is not None)
+
     async def _notify(
         self, db: Db, row: InboundRow, inbox: InboxConfig, case_id: int,
         case: letters.CaseView, mail: ParsedMail, kind: str, now: datetime,
@@ -461,17 +503,42 @@ class Pipeline:
             lines = new_text(mail.text).split("\n")
             ignored = [lines[c.line - 1].strip()[:200]
                        for c in commands.parse(new_text(mail.text)).commands]
+        addresses = self.config.notified(inbox)
+        limits = self.config.limits
+        spent = await notices_q.spent(db, addresses, iso(now - timedelta(hours=1)),
+                                      limits.notifications_per_hour)
+        busiest = max((s.notices for s in spent.values()), default=0)
+        if busiest >= limits.notifications_per_hour:
+            await self._hold(db, row, case_id, mail, kind, now,
+                             f"{busiest} notifications to one staff member in the last hour")
+            return 0
         sent = 0
-        for address in self.config.notified(inbox):
+        for address in addresses:
+            # A flood of mail with attachments must not become megabytes in staff mailboxes.
+            carried = letters.carry(mail.attachments, limits.notify_attachments_per_mail,
+                                    limits.notify_attachments_per_hour,
+                                    spent[address.lower()].attachment_bytes)
             notice = letters.notification(self.templates, self.secret, inbox, policy, case,
-                                          mail, kind, address, now, ignored, remarks)
+                                          mail, kind, address, now, ignored, remarks,
+                                          carried, row.id)
             queued = await letters.queue(
                 db, purpose=f"notify:{row.id}:{address.lower()}", case_id=case_id,
                 kind="notification", mail=notice, envelope_from=inbox.address, at=now,
                 seal=self.crypto.sealer(inbox, keys.get(address.lower()), case.ref),
             )
-            sent += queued.outbox_id is not None
+            if queued.outbox_id is not None:
+                sent += 1
+                await notices_q.record(db, address, iso(now), carried.size)
         return sent
+
+    async def _hold(self, db: Db, row: InboundRow, case_id: int, mail: ParsedMail, kind: str,
+                    now: datetime, reason: str) -> None:
+        """A limit was reached: the mail is listed in the next summary (jobs/summary.py)
+        instead of notifications of its own, never left untold."""
+        await notices_q.hold(db, inbound_id=row.id, case_id=case_id, kind=kind,
+                             sender=mail.from_addr or "(none)",
+                             subject=mail.subject or "(no subject)", at=iso(now), reason=reason)
+        log.info("inbound %d: %s held for the staff summary (%s)", row.id, kind, reason)
 
     async def _record(
         self, db: Db, case_id: int, row: InboundRow, prepared: Prepared, kind: str, *,
@@ -490,10 +557,14 @@ class Pipeline:
         if prepared.offered_key and mail.from_addr:
             await self.crypto.remember(db, mail.from_addr, prepared.offered_key, pgp,
                                        self.clock(), row.id)
-        if pgp.sig_id and pgp.signature == "good":
+        if pgp.sig_id and pgp.signature == "good" and kind == Kind.STAFF:
+            # Spent only when it proved a command: a copy sent ahead to another case
+            # (refused there) must not make the genuine mail look like its replay.
             await keys_q.remember_signature(db, pgp.sig_id, row.id)
-        # What it answers is part of its thread too (out-of-order arrival threads later mail).
-        await case_q.remember_message_ids(db, case_id, mail.in_reply_to + mail.references)
+        # What it answers threads later mail of the same sender (a reply that overtook the
+        # mail it answers), never anyone else's: see store.cases.case_of_message_ids.
+        await case_q.remember_citations(db, case_id, mail.from_addr,
+                                        mail.in_reply_to + mail.references)
 
     def _inbox(self, row: InboundRow) -> InboxConfig:
         return self.config.inbox(row.inbox)

@@ -4,7 +4,10 @@ Order: the case reply address it was sent to, then the Message-IDs it answers (I
 then References, then its own, which a reply that overtook it has made known), then a case
 reference of this inbox in the subject. A reference of another
 inbox, or one that does not exist, finds nothing, so the mail opens a new case and learns
-nothing of any other.
+nothing of any other. Which Message-IDs thread whose mail is the lookup's business (see
+store.cases.case_of_message_ids): a Message-ID is anyone's to cite or to copy, so a
+stranger's mail follows only those the bot sent, the case's reporter and staff also their
+own, and a citation only the mail of whoever cited it.
 """
 
 from __future__ import annotations

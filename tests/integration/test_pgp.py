@@ -159,8 +159,9 @@ async def test_signed_staff_command_is_obeyed_and_forgeries_are_not(
     await pgp_bot.send(stale, mail_from="alice@example.org", to=["security@example.org"])
     await sink.wait_for(3, to="bob@example.org")
 
-    good = signed_mime(pgp_client, report_part("#status triaged\n"), subject=f"Re: [{CASE}] XSS",
-                       at=SIGNED_AT)
+    # The signed text names its case: an unsigned Subject cannot send it to another one.
+    good = signed_mime(pgp_client, report_part(f"#status triaged\n\nOn {CASE}.\n"),
+                       subject=f"Re: [{CASE}] XSS", at=SIGNED_AT)
     await pgp_bot.send(good, mail_from="alice@example.org", to=["security@example.org"])
     # alice: three notifications (the report, two alerts), encrypted; then the transcript.
     *_, transcript = await sink.wait_for(4, to="alice@example.org")

@@ -197,27 +197,28 @@ async def test_hall_of_fame(bot: Bot, sink: Sink, tmp_path: Path) -> None:
 
 
 async def test_digest_lists_upcoming_publications(bot: Bot, sink: Sink) -> None:
-    """The weekly digest names the proposed and the agreed publications of the next 30
-    days under "due soon", saying which have consent."""
+    """The weekly digest names the proposed and the agreed publications of the coming week
+    among what is due, saying which have consent."""
     from mailbot.jobs import digest
 
     first = await Case(bot, sink).open()
-    await first.staff("#disclose 2027-01-08 agreed")
+    await first.staff("#disclose 2026-12-23 agreed")
     await bot.send(report(body="Another: https://app.example.com/y", subject="second",
                           message_id="<report-2@example.net>"))
     await sink.wait_for(3, to=ALICE)
     second = Case(bot, sink)
     second.note, second.commands = sink.to(ALICE)[-1].msg, 10
-    await second.staff("#disclose 2027-01-04")
+    await second.staff("#disclose 2026-12-21")
     await bot.send(report(body="Later: https://app.example.com/z", subject="third",
                           message_id="<report-3@example.net>"))
     await sink.wait_for(5, to=ALICE)
     third = Case(bot, sink)
     third.note, third.commands = sink.to(ALICE)[-1].msg, 20
-    await third.staff("#disclose 2027-03-01 agreed")  # beyond 30 days: not yet
+    await third.staff("#disclose 2027-01-15 agreed")  # beyond the week: not yet
     store = await bot.open_store()
     [security, _] = await digest.build(store, bot.config, FRIDAY_EVENING)
-    listed = [(line.ref, line.note) for line in security.due_soon if "publication" in line.note]
+    listed = [(line.ref, line.promise) for line in security.due_soon
+              if line.note == "publication"]
     assert listed == [("SEC-2026-0002", "publication proposed, no consent yet"),
                       ("SEC-2026-0001", "publication agreed")]
     text, _ = digest.render(Templates(), [security], "en", "Europe/Amsterdam")

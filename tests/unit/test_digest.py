@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 
+from mailbot.config import load_config
+from mailbot.errors import ConfigErrors
 from mailbot.jobs.digest import compute, last_scheduled, render
 from mailbot.mail.render import Templates
 
@@ -23,7 +27,7 @@ def case(ref: str, **fields: object) -> dict[str, object]:
     base: dict[str, object] = dict(
         ref=ref, subject=f"subject {ref}", state="new", severity=None, created_at=at(1),
         first_response_due=at(-2), first_responded_at=None, resolution_due=at(-29),
-        resolved_at=None, last_reporter_update_at=at(1),
+        resolved_at=None, last_reporter_update_at=at(1), assignee=None,
     )
     base.update(fields)
     return base
@@ -77,13 +81,14 @@ def test_html_escapes_everything_from_mail() -> None:
     assert "&lt;script&gt;alert(1)&lt;/script&gt; {{ config }} {% raw %}" in html
     assert "<script>" not in html
     assert "<script>alert(1)</script> {{ config }}" in text
-    assert "<svg" in html  # the chart is ours, so it is markup
+    assert 'data-chart="weekly"' in html  # the chart is ours, so it is markup
 
 
 def test_dutch_digest() -> None:
     """The digest speaks Dutch when configured so."""
     text, _ = render(Templates(), [compute("security", CASES, END)], "nl", "Europe/Amsterdam")
-    assert "Weekoverzicht" in text and "Eerste reactie op tijd: 50%" in text
+    assert "Weekoverzicht" in text
+    assert re.search(r"^Eerste reactie op tijd: +50% \(deze week\)", text, re.M)
 
 
 @pytest.mark.parametrize(
@@ -118,3 +123,16 @@ def test_week_buckets_across_a_dst_change() -> None:
     d = compute("security", [case("L", created_at=late)], END)
     assert [w.new for w in d.weeks][-1] == 1
     assert sum(w.new for w in d.weeks) == 1
+
+
+@pytest.mark.parametrize(("value", "error"), [("150", "not a percentage"),
+                                               ('"90%"', "must be int")])
+def test_digest_target_is_checked(tmp_path: Path, value: str, error: str) -> None:
+    """`[digest] target` is a whole percentage; anything else is named with its key."""
+    path = tmp_path / "mailbot.toml"
+    path.write_text('[[inbox]]\nname = "security"\naddress = "security@example.org"\n'
+                    'prefix = "SEC"\npolicy = "security"\n[policy.security]\n'
+                    f"[digest]\ntarget = {value}\n")
+    with pytest.raises(ConfigErrors) as caught:
+        load_config(path)
+    assert any("digest.target" in str(e) and error in str(e) for e in caught.value.errors)

@@ -21,8 +21,8 @@ def fixture(name: str) -> bytes:
 @pytest.mark.parametrize(
     ("name", "reason"),
     [
-        ("exchange-ooo.eml", "out of office (X-MS-Exchange-Generated-Message-Source)"),
-        ("icloud-vacation.eml", "out of office (X-Autoreply)"),
+        ("exchange-ooo.eml", "out of office (x-ms-exchange-generated-message-source)"),
+        ("icloud-vacation.eml", "out of office (x-autoreply)"),
         ("gmail-vacation.eml", "auto-submitted: auto-replied"),
         ("postfix-dsn.eml", "delivery report"),
         ("mailing-list.eml", "precedence: list"),

@@ -67,6 +67,59 @@ CASES = {
         "From: the logs, it looks exploitable.\nMore soon.",
     ),
     "underscores without headers are text": ("A\n" + "_" * 22 + "\nB\n", "A\n" + "_" * 22 + "\nB"),
+    "russian android attribution": (
+        "Da.\n02.04.2026 14:20 пользователь \"rita@example.net\" <\nrita@example.net> написал:"
+        "\n\n> Hi\n", "Da."),
+    "russian gmail without a verb": (
+        "Da.\n\nср, 30 апр. 2026 г. в 15:19, Rita <rita@example.net>:\n\nold text\n", "Da."),
+    "german attribution without a date": (
+        "Ok.\n\n\n\nRita via Meta <rita@example.net> schrieb:\n\nold text\n", "Ok."),
+    "italian two lines": ("Sì.\n\nIl giovedì 8 dicembre 2026, Rita <rita@example.net>\n"
+                          "ha scritto:\n> Ciao\n", "Sì."),
+    "spanish": ("Sí.\n\nEl lun., 23 nov. 2026 a las 10:15, Rita (<rita@example.net>) "
+                "escribió:\n> Hola\n", "Sí."),
+    "portuguese wrapped": ("Sim.\n\nEm 2 de fevereiro de 2026 10:58, Rita <\n"
+                           "rita@example.net> escreveu:\n\n> Olá\n", "Sim."),
+    "polish": ("Tak.\n\nDnia 14 lip 2026 o godz. 00:25 Rita <rita@example.net> "
+               "napisał(a):\n\n> Cześć\n", "Tak."),
+    "swedish": ("Ja.\n\nDen 5 juni 2026 12:22 skrev Rita <rita@example.net>:\n> Hej\n", "Ja."),
+    "chinese": ("好的。\n\n在 2026年12月12日，下午8:45，Rita <rita@example.net> 写道：\n> 你好\n",
+                "好的。"),
+    "japanese gmail": ("はい。\n\n2026年1月1日(金) 9:00 田中太郎 <taro@example.com>:\n> 織田様\n",
+                       "はい。"),
+    "zoho dashes": ("Ok.\n\n---- On Tue, 22 Dec 2026 14:17:36 +0530 Rita <rita@example.net> "
+                    "wrote ----\n\nold\n", "Ok."),
+    "outlook dashes above a header block": (
+        "Ok.\n\n------------------------------\nFrom: Rita\nSent: Monday\nTo: security\n"
+        "Subject: XSS\n\nold\n", "Ok."),
+    "spanish outlook block": ("Sí.\n\nDe: Rita\nEnviado: lunes\nPara: security\n"
+                              "Asunto: XSS\n\nold\n", "Sí."),
+    "swedish outlook block": ("Ja.\n\nFrån: Rita\nSkickat: den 5 juni\nTill: security\n"
+                              "Ämne: XSS\n\nold\n", "Ja."),
+    "hotmail french block": ("Oui.\n\nDe : Rita\nEnvoyé le :jeudi 15 décembre\n"
+                             "À : security\nObjet :XSS\n\nold\n", "Oui."),
+    "spanish original message": ("Sí.\n\n-----Mensaje original-----\nold\n", "Sí."),
+    "gmail forward": ("See below.\n\n---------- Forwarded message ---------\nold\n",
+                      "See below."),
+    "header block at the top stays": ("From: Rita\nSent: Monday\nTo: security\n"
+                                      "Subject: XSS\n\nText\n",
+                                      "From: Rita\nSent: Monday\nTo: security\n"
+                                      "Subject: XSS\n\nText"),
+    "mobile signatures of several languages": (
+        "Ok.\n\nEnvoyé depuis mon iPhone\nVon meinem Mobilgerät gesendet\n"
+        "Verzonden met mijn iPhone\nSent from Yahoo Mail on Android\nSent with Airmail\n"
+        "Enviado desde mi iPhone\nInviato da iPhone\nEnviado do meu iPhone\n"
+        "Отправлено с iPhone\nWysłane z mojego iPhone\nSkickat från min iPhone\n"
+        "從我的 iPhone 傳送\niPhoneから送信\n", "Ok."),
+    "sent from my desk is prose": (
+        "Done.\n\nSent from my desk, which is easier than my phone.\n",
+        "Done.\n\nSent from my desk, which is easier than my phone."),
+    "a long quoted line wrapped without >": (
+        "Yes.\n\nOn 23/11/2026 10:15, Rita <rita@example.net> wrote:\n"
+        "> Is the bug in the search form reachable without an account at all, or\n"
+        "only after login?\n", "Yes."),
+    "interleaved answer after a short quote stays": (
+        "> Reachable?\nYes.\n", "Yes."),
 }
 
 
