@@ -4,24 +4,26 @@ report is compared with for likely duplicates."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from mailbot.store.db import Db, one
 
-# Cases compared with a new report: the most recent of the inbox that are open or closed
-# since this date; a bound so a busy inbox costs the same every time.
-CANDIDATES = 2000
+# Cases compared with a new report, at most: the most recent of those sharing a key (a
+# duplicate is most often of a recent case; a bound keeps a popular path cheap).
+CANDIDATES = 50
 
 
 async def save(db: Db, case_id: int, *, inbox: str, at: str, assessment: dict[str, Any],
-               features: dict[str, Any]) -> None:
+               features: dict[str, Any], keys: Iterable[str]) -> None:
+    """Store (or replace) a case's assessment; the migration's triggers keep its keys."""
     await db.execute(
-        "INSERT INTO assessments (case_id, inbox, assessed_at, assessment, features)"
-        " VALUES (?, ?, ?, ?, ?) ON CONFLICT (case_id) DO UPDATE SET"
+        "INSERT INTO assessments (case_id, inbox, assessed_at, assessment, features, keys)"
+        " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (case_id) DO UPDATE SET"
         " assessed_at = excluded.assessed_at, assessment = excluded.assessment,"
-        " features = excluded.features",
+        " features = excluded.features, keys = excluded.keys",
         (case_id, inbox, at, json.dumps(assessment, ensure_ascii=False),
-         json.dumps(features)))
+         json.dumps(features), json.dumps(sorted(keys))))
 
 
 async def get(db: Db, case_id: int) -> dict[str, Any] | None:
@@ -30,15 +32,20 @@ async def get(db: Db, case_id: int) -> dict[str, Any] | None:
     return json.loads(row[0]) if row else None
 
 
-async def candidates(db: Db, inbox: str, case_id: int,
+async def candidates(db: Db, inbox: str, case_id: int, keys: Sequence[str],
                      closed_since: str) -> list[tuple[str, dict[str, Any]]]:
-    """(ref, features) of the inbox's other cases that are open or closed since the date."""
+    """(ref, features) of the inbox's other cases sharing a key with this report, open or
+    closed since the date, the most recent first."""
+    if not keys:
+        return []
+    marks = ", ".join("?" * len(keys))
     rows = await db.execute_fetchall(
         "SELECT c.ref, a.features FROM assessments a JOIN cases c ON c.id = a.case_id"
-        " WHERE a.inbox = ? AND a.case_id != ?"
+        " WHERE a.case_id IN (SELECT DISTINCT case_id FROM assessment_keys"
+        f" WHERE inbox = ? AND key IN ({marks}) AND case_id != ?)"
         " AND (c.resolved_at IS NULL OR c.resolved_at >= ?)"
         " ORDER BY a.case_id DESC LIMIT ?",
-        (inbox, case_id, closed_since, CANDIDATES))
+        (inbox, *keys, case_id, closed_since, CANDIDATES))
     found = []
     for ref, features in rows:
         try:

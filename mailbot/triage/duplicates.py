@@ -68,6 +68,24 @@ def similarity(a: Sequence[int], b: Sequence[int]) -> float:
     return sum(1 for h in union if h in both) / len(union)
 
 
+KEY_PATHS = 20  # paths of a report that are keys
+KEY_HASHES = 8  # its smallest text hashes that are keys: a reworded copy (Jaccard 0.3 or
+# more) shares one with a probability near 1 - 0.7^8 = 0.94
+
+
+def keys(features: Features, groups: Sequence[Sequence[str]] = ()) -> set[str]:
+    """What an earlier case must share with this report to be compared with it at all."""
+    found = {f"path:{p}" for p in features.paths[:KEY_PATHS] if not p.endswith("/")}
+    found |= {f"text:{h}" for h in features.sketch[:KEY_HASHES]}
+    hosts = set(features.hosts)
+    for group in groups:
+        members = frozenset(h.lower() for h in group)
+        if hosts & members:
+            name = ",".join(sorted(members))
+            found |= {f"sister:{name}:{place}" for place in sorted(_places(features))[:KEY_PATHS]}
+    return found
+
+
 def likely_duplicates(
     mine: Features, others: Sequence[tuple[str, Features]],
     same_codebase: Sequence[Sequence[str]] = (),

@@ -302,7 +302,7 @@ class Pipeline:
         )
         remarks = await self._pgp_remarks(db, case_id, pgp, now)
         remarks += await assessing.on_mail(db, case_id=case_id, inbox=inbox, policy=policy,
-                                           language=language, mail=mail, at=now)
+                                           language=language, mail=mail, at=now, opened=True)
         hour_ago = iso(received - timedelta(hours=1))
         limits = self.config.limits
         facts = await case_q.ack_facts(db, mail.from_addr, hour_ago, limits.acks_per_hour)

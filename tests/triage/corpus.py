@@ -9,7 +9,7 @@ from pathlib import Path
 from mailbot.config import ScopeConfig
 from mailbot.triage.assess import Assessment, assess
 from mailbot.triage.catalogue import CATALOGUE
-from mailbot.triage.duplicates import likely_duplicates
+from mailbot.triage.duplicates import keys, likely_duplicates
 
 CORPUS = Path(__file__).parent / "corpus.txt"
 HOLDOUT = Path(__file__).parent / "holdout.txt"  # never used to tune the phrases
@@ -99,8 +99,11 @@ def measure(path: Path = CORPUS) -> Figures:
         if (frozenset(a.in_scope), frozenset(a.out_of_scope), frozenset(a.unknown)) != (
                 r.in_scope, r.out_of_scope, r.unknown):
             host_errors.append(f"line {r.line}: {a.in_scope} {a.out_of_scope} {a.unknown}")
+        # As the pipeline does: only earlier reports sharing a key are compared.
+        mine = keys(a.features, SISTERS)
         refs = {d.ref for d in likely_duplicates(
-            a.features, [(str(s[1].line), s[2].features) for s in seen], SISTERS)}
+            a.features, [(str(s[1].line), s[2].features) for s in seen
+                         if mine & keys(s[2].features, SISTERS)], SISTERS)}
         for ref, other, _ in seen:
             same = r.group is not None and other.group == r.group
             said = ref in refs
