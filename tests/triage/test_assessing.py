@@ -123,3 +123,31 @@ def test_flood_of_hosts_is_bounded() -> None:
     shown = block(a, SCOPE, None)
     assert "(+42 more)" in shown
     assert len(shown) < 2000
+
+
+async def test_keys_follow_the_stored_assessment(tmp_path: Path) -> None:
+    """The keys a later report is matched on are the latest assessment's, exactly (the
+    triggers of migration 0018 replace them with the row)."""
+    from mailbot.store import Store
+    from mailbot.store import assessments as assess_q
+
+    store = await Store.open(tmp_path / "k.db")
+    try:
+        async with store.write() as db:
+            await db.execute("INSERT INTO cases (id, ref, inbox, reporter, subject, language,"
+                             " created_at, updated_at) VALUES (1, 'SEC-2026-0001', 'security',"
+                             " 'r@example.net', 's', 'en', '2026-12-18', '2026-12-18')")
+            for keys in (["path:a/x", "text:1"], ["path:a/y", "text:1"], []):
+                await assess_q.save(db, 1, inbox="security", at="2026-12-18T17:00:00+00:00",
+                                    assessment={}, features={}, keys=keys)
+                rows = await db.execute_fetchall("SELECT key FROM assessment_keys ORDER BY key")
+                assert [r[0] for r in rows] == keys
+            await assess_q.save(db, 1, inbox="security", at="2026-12-18T17:00:00+00:00",
+                                assessment={}, features={"hosts": []}, keys=["path:a/z"])
+            found = await assess_q.candidates(db, "security", 2, ["path:a/z", "text:9"],
+                                              "2026-01-01")
+            assert found == [("SEC-2026-0001", {"hosts": []})]
+            assert await assess_q.candidates(db, "security", 2, ["text:9"], "2026-01-01") == []
+            assert await assess_q.candidates(db, "support", 2, ["path:a/z"], "2026-01-01") == []
+    finally:
+        await store.close()
