@@ -50,12 +50,15 @@ class Features:
 
 
 def sketch(text: str) -> tuple[int, ...]:
-    """The SKETCH_SIZE smallest CRC32 hashes of the text's word 3-shingles."""
+    """The SKETCH_SIZE smallest 32-bit hashes of the text's word 3-shingles."""
     words = _WORD.findall(text[:SKETCH_TEXT_LIMIT].lower())
     if len(words) < 3:
         words = [*words, "", ""]
-    hashes = {zlib.crc32(f"{a} {b} {c}".encode()) for a, b, c in
-              zip(words, words[1:], words[2:], strict=False)}
+    # A CRC per word, mixed per shingle: stable across processes (unlike hash()), and a
+    # third of the cost of a CRC per shingle.
+    w = [zlib.crc32(x.encode()) for x in words]
+    hashes = {(a * 0x9E3779B1 ^ b * 0x85EBCA77 ^ c * 0xC2B2AE3D) & 0xFFFFFFFF
+              for a, b, c in zip(w, w[1:], w[2:], strict=False)}
     return tuple(sorted(hashes)[:SKETCH_SIZE])
 
 

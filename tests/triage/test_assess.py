@@ -9,7 +9,7 @@ import pytest
 
 from mailbot.config import ScopeConfig, parse_config
 from mailbot.errors import ConfigErrors
-from mailbot.triage.assess import assess, standing
+from mailbot.triage.assess import anchor, assess, standing
 from mailbot.triage.catalogue import CATALOGUE
 from mailbot.triage.duplicates import Features, likely_duplicates
 
@@ -127,3 +127,27 @@ def test_config_errors_name_the_key(tmp_path: Path) -> None:
     for key in ("policy.s.in_scope", "policy.s.out_of_scope", "policy.s.rewards",
                 "policy.s.policy_url"):
         assert key in text
+
+
+@pytest.mark.parametrize(("pattern", "literal"), [
+    (r"\bdmarc\b", "dmarc"), (r"reveals? the (?:server )?version", "version"),
+    (r"e-?mails? (?:kunnen|can)", "mail"), (r"a|b", ""), (r"x[\]]yz", "yz"),
+    (r"abc\.def", "abc.def"), (r"foo(bar)?baz", "foo"), (r"[^]a]bc", "bc"),
+])
+def test_anchor_is_a_literal_every_match_contains(pattern: str, literal: str) -> None:
+    """The substring tested before a phrase's regex is one no match can lack."""
+    assert anchor(pattern) == literal
+
+
+def test_anchors_never_hide_a_match() -> None:
+    """Over both corpora, every phrase of the catalogue that matches a report has its
+    anchor in the report: the shortcut changes speed, never a result."""
+    import re
+
+    from tests.triage.corpus import HOLDOUT, reports
+
+    texts = [r.text.lower() for r in reports() + reports(HOLDOUT)]
+    for cls in CATALOGUE.values():
+        for pattern in (*cls.phrases, *cls.unless):
+            rx, lit = re.compile(pattern), anchor(pattern)
+            assert all(lit in m.group(0) for t in texts if (m := rx.search(t))), pattern
