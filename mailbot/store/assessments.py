@@ -12,6 +12,7 @@ from mailbot.store.db import Db, one
 # Cases compared with a new report, at most: the most recent of those sharing a key (a
 # duplicate is most often of a recent case; a bound keeps a popular path cheap).
 CANDIDATES = 50
+PER_KEY = 10  # the most recent cases read per key
 
 
 async def save(db: Db, case_id: int, *, inbox: str, at: str, assessment: dict[str, Any],
@@ -38,14 +39,18 @@ async def candidates(db: Db, inbox: str, case_id: int, keys: Sequence[str],
     closed since the date, the most recent first."""
     if not keys:
         return []
-    marks = ", ".join("?" * len(keys))
+    # The latest few cases of each key, each an index range read backwards: a key that
+    # hundreds of cases share (a popular path) costs as little as a rare one.
+    latest = " UNION ".join(
+        "SELECT * FROM (SELECT case_id FROM assessment_keys WHERE inbox = ? AND key = ?"
+        " AND case_id != ? ORDER BY case_id DESC LIMIT ?)" for _ in keys)
+    params: list[Any] = []
+    for key in keys:
+        params += [inbox, key, case_id, PER_KEY]
     rows = await db.execute_fetchall(
         "SELECT c.ref, a.features FROM assessments a JOIN cases c ON c.id = a.case_id"
-        " WHERE a.case_id IN (SELECT DISTINCT case_id FROM assessment_keys"
-        f" WHERE inbox = ? AND key IN ({marks}) AND case_id != ?)"
-        " AND (c.resolved_at IS NULL OR c.resolved_at >= ?)"
-        " ORDER BY a.case_id DESC LIMIT ?",
-        (inbox, *keys, case_id, closed_since, CANDIDATES))
+        f" WHERE a.case_id IN ({latest}) AND (c.resolved_at IS NULL OR c.resolved_at >= ?)"
+        " ORDER BY a.case_id DESC LIMIT ?", (*params, closed_since, CANDIDATES))
     found = []
     for ref, features in rows:
         try:
