@@ -9,14 +9,15 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable, Coroutine, Sequence
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 from mailbot import __version__, pgpadmin
-from mailbot.clock import system_clock
+from mailbot.clock import iso, system_clock
 from mailbot.config import Config, load_config
 from mailbot.errors import ConfigErrors, MailbotError
 from mailbot.store import Store
@@ -31,6 +32,9 @@ Handler = Callable[[argparse.Namespace, Config], Coroutine[Any, Any, int]]
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    # What mailbot writes holds case text and secrets, and some of it is written by gpg and
+    # SQLite: private whatever the caller's umask (mailbot/private.py sets modes too).
+    os.umask(0o077)
     logging.basicConfig(
         level=getattr(logging, args.log_level.upper()),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -91,6 +95,13 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("--mail", type=int, help="only this mail of the case (the number a "
                     "notification names); else each mail's into a subdirectory mail-N")
     sp = add("quarantine", _quarantine, "list mail that could not be handled, with reasons")
+    sp.add_argument("--json", action="store_true")
+    sp = add("inbound", _inbound, "received mail: --ignored lists every mail that opened no "
+             "case, with its reason")
+    sp.add_argument("--ignored", action="store_true", required=True,
+                    help="mail that opened no case (bounce, auto-reply, loop, list, duplicate)")
+    sp.add_argument("--since", type=_moment, metavar="YYYY-MM-DD|ISO-8601",
+                    help="only mail received at or after this day (UTC) or moment")
     sp.add_argument("--json", action="store_true")
     sp = add("digest", _digest, "print the weekly digest now, or queue it to send (--send)")
     sp.add_argument("--send", action="store_true")
@@ -169,6 +180,8 @@ async def _check(args: argparse.Namespace, config: Config) -> int:
         print(f"warning: {warning}", file=sys.stderr)
     problems += await asyncio.to_thread(pgpadmin.key_problems, config)
     problems += await _check_imap(config)
+    for warning in await _list_warnings(config):
+        print(f"warning: {warning}", file=sys.stderr)
     for p in problems:
         print(f"error: {p}", file=sys.stderr)
     if problems:
@@ -220,6 +233,29 @@ async def _check_imap(config: Config) -> list[str]:
         print(f"inbox {inbox.name}: IMAP {inbox.imap.mailbox}: OK ({folder.exists} messages,"
               f" UIDVALIDITY {folder.uidvalidity})")
     return problems
+
+
+async def _list_warnings(config: Config) -> list[str]:
+    """Watched IMAP folders whose recent mail mostly comes through a list that is not
+    configured as ours (triage/lists.py); read from the database, never changing it."""
+    from mailbot.store import ignored
+    from mailbot.triage.lists import unconfigured
+
+    watched = [i for i in config.inboxes if i.imap is not None]
+    if not watched or not config.storage.database.exists():
+        return []
+    store = await Store.open(config.storage.database, apply_migrations=False)
+    found = []
+    try:
+        for inbox in watched:
+            assert inbox.imap is not None
+            async with store.read() as db:
+                heads = await ignored.recent_heads(db, inbox.imap.mailbox)
+            if warning := await asyncio.to_thread(unconfigured, heads, inbox):
+                found.append(f"inbox {inbox.name}: IMAP {inbox.imap.mailbox}: {warning}")
+    finally:
+        await store.close()
+    return found
 
 
 async def _status(args: argparse.Namespace, config: Config) -> int:
@@ -439,6 +475,44 @@ async def _quarantine(args: argparse.Namespace, config: Config) -> int:
     if not rows:
         print("quarantine is empty", file=sys.stderr)
     return 0
+
+
+async def _inbound(args: argparse.Namespace, config: Config) -> int:
+    from mailbot.store import ignored
+
+    store = await _open(config)
+    try:
+        async with store.read() as db:
+            rows = await ignored.listing(db, since=args.since)
+    finally:
+        await store.close()
+    for r in rows:
+        r["group"] = ignored.group(str(r["reason"]) if r["reason"] else None)
+    if args.json:
+        print(json.dumps(rows, indent=2, ensure_ascii=False))
+        return 0
+    for r in rows:
+        print(f"{r['id']:>6} {r['received_at']} {r['inbox']:<10} {r['mail_from'] or '-':<30} "
+              f"{r['reason']}")
+    if not rows:
+        print("no ignored mail" + (f" since {args.since}" if args.since else ""),
+              file=sys.stderr)
+    elif len(rows) == ignored.LIMIT:
+        print(f"only the latest {ignored.LIMIT} shown: narrow with --since", file=sys.stderr)
+    return 0
+
+
+def _moment(text: str) -> str:
+    """--since: a day (midnight UTC) or an ISO 8601 moment, as the ISO text rows carry."""
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a date like 2026-12-01 or a time like 2026-12-01T09:00+01:00"
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return iso(moment)
 
 
 async def _digest(args: argparse.Namespace, config: Config) -> int:

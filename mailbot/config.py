@@ -44,6 +44,16 @@ class SmtpInConfig:
     port: int = 8025
     protocol: str = "smtp"  # or "lmtp"
     max_message_size: int = 25 * 1024 * 1024
+    max_connections: int = 100  # sessions at once; one more is answered 421 and closed
+    max_connections_per_ip: int = 20
+    data_timeout: float = 180.0  # seconds without a byte during DATA
+    data_max_seconds: float = 600.0  # seconds for one whole DATA block
+    # Mails read to a spool file (larger ones) are loaded to be stored this many bytes at
+    # once at most; the rest wait their turn.
+    memory_budget: int = 32 * 1024 * 1024
+    tls_cert: Path | None = None  # PEM; with tls_key, STARTTLS is offered
+    tls_key: Path | None = None
+    require_tls: bool = False  # peers outside loopback must STARTTLS before MAIL
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +165,16 @@ class InboxConfig:
     imap: ImapConfig | None = None
     notify: tuple[str, ...] = ()  # who hears of new cases and follow-ups; () = all staff
     staff_auth: tuple[str, ...] = ("reply-token",)  # proofs that a mail is from staff
+    # Our own mailing lists or groups that deliver to this inbox (their List-Id): their
+    # posts are mail to the inbox (triage/lists.py). Aliases: other addresses of the inbox,
+    # such as the group's own when the bot is one of its members.
+    list_ids: tuple[str, ...] = ()
+    aliases: tuple[str, ...] = ()
+
+    @property
+    def addresses(self) -> tuple[str, ...]:
+        """The inbox address and its aliases, lower-cased."""
+        return (self.address.lower(), *(a.lower() for a in self.aliases))
 
     @property
     def domain(self) -> str:
@@ -248,9 +268,13 @@ class Config:
         local, _, domain = address.lower().partition("@")
         local = local.split("+", 1)[0]
         for inbox in self.inboxes:
-            if inbox.address.lower() == f"{local}@{domain}":
+            if f"{local}@{domain}" in inbox.addresses:
                 return inbox
         return None
+
+    def own_addresses(self) -> frozenset[str]:
+        """Every address of every inbox, aliases too: never a reporter's."""
+        return frozenset(a for inbox in self.inboxes for a in inbox.addresses)
 
     def inbox(self, name: str) -> InboxConfig:
         for inbox in self.inboxes:
@@ -324,13 +348,7 @@ def parse_config(data: Mapping[str, Any], path: Path | None) -> Config:
     t = r.table(top.get("storage", {}), "storage", {"database"})
     storage = StorageConfig(database=r.path(t, "storage.database", d.storage.database))
 
-    t = r.table(top.get("smtp_in", {}), "smtp_in", {"host", "port", "protocol", "max_message_size"})
-    smtp_in = SmtpInConfig(
-        host=r.get(t, "smtp_in.host", str, d.smtp_in.host),
-        port=r.port(t, "smtp_in.port", d.smtp_in.port),
-        protocol=r.choice(t, "smtp_in.protocol", ("smtp", "lmtp"), "smtp"),
-        max_message_size=r.size(t, "smtp_in.max_message_size", d.smtp_in.max_message_size),
-    )
+    smtp_in = r.smtp_in(top.get("smtp_in", {}), d.smtp_in)
 
     t = r.table(top.get("smtp_out", {}), "smtp_out",
                 {"host", "port", "tls", "username", "password_file", "timeout", "maildir"})
@@ -366,7 +384,8 @@ def parse_config(data: Mapping[str, Any], path: Path | None) -> Config:
     if "inbox" not in top:
         r.error("inbox", "at least one [[inbox]] is required")
     r.unique([b.name for b in inboxes], "inbox.name")
-    r.unique([b.address.lower() for b in inboxes], "inbox.address")
+    r.unique([a for b in inboxes for a in b.addresses], "inbox.address")
+    r.unique([x for b in inboxes for x in b.list_ids], "inbox.list_ids")
     r.unique([b.prefix for b in inboxes], "inbox.prefix")
     r.unique([b.imap.mailbox for b in inboxes if b.imap], "inbox.imap")
 
@@ -541,6 +560,38 @@ class _Reader:
                 self.error(key, f"{v!r} appears more than once")
             seen.add(v)
 
+    def smtp_in(self, raw: Any, d: SmtpInConfig) -> SmtpInConfig:
+        t = self.table(raw, "smtp_in", {
+            "host", "port", "protocol", "max_message_size", "max_connections",
+            "max_connections_per_ip", "data_timeout", "data_max_seconds", "memory_budget",
+            "tls_cert", "tls_key", "require_tls"})
+        c = SmtpInConfig(
+            host=self.get(t, "smtp_in.host", str, d.host),
+            port=self.port(t, "smtp_in.port", d.port),
+            protocol=self.choice(t, "smtp_in.protocol", ("smtp", "lmtp"), "smtp"),
+            max_message_size=self.size(t, "smtp_in.max_message_size", d.max_message_size),
+            max_connections=self.get(t, "smtp_in.max_connections", int, d.max_connections),
+            max_connections_per_ip=self.get(t, "smtp_in.max_connections_per_ip", int,
+                                            d.max_connections_per_ip),
+            data_timeout=self.seconds(t, "smtp_in.data_timeout", d.data_timeout),
+            data_max_seconds=self.seconds(t, "smtp_in.data_max_seconds", d.data_max_seconds),
+            memory_budget=self.size(t, "smtp_in.memory_budget", d.memory_budget),
+            tls_cert=self.path(t, "smtp_in.tls_cert", None),
+            tls_key=self.path(t, "smtp_in.tls_key", None),
+            require_tls=self.get(t, "smtp_in.require_tls", bool, False),
+        )
+        if c.max_connections < 1:
+            self.error("smtp_in.max_connections", "must be at least 1")
+        elif not 1 <= c.max_connections_per_ip <= c.max_connections:
+            self.error("smtp_in.max_connections_per_ip", "must be from 1 to max_connections")
+        if c.memory_budget < 1024 * 1024:
+            self.error("smtp_in.memory_budget", "must be at least 1MB")
+        if (c.tls_cert is None) != (c.tls_key is None):
+            self.error("smtp_in.tls_cert", "give both tls_cert and tls_key, or neither")
+        if c.require_tls and c.tls_cert is None:
+            self.error("smtp_in.require_tls", "needs tls_cert and tls_key")
+        return c
+
     def policy(self, name: str, raw: Any) -> PolicyConfig:
         k = f"policy.{name}"
         t = self.table(raw, k, {"timezone", "holidays", "workdays", "business_hours",
@@ -678,7 +729,7 @@ class _Reader:
     def inbox(self, i: int, raw: Any, policies: Mapping[str, PolicyConfig]) -> InboxConfig | None:
         k = f"inbox[{i}]"
         t = self.table(raw, k, {"name", "address", "prefix", "policy", "language", "pgp_key",
-                                "imap", "notify", "staff_auth"})
+                                "imap", "notify", "staff_auth", "list_ids", "aliases"})
         missing = [f for f in ("name", "address", "prefix", "policy") if f not in t]
         for f in missing:
             self.error(f"{k}.{f}", "is required")
@@ -711,8 +762,19 @@ class _Reader:
         bad = [p for p in proofs if p not in STAFF_PROOFS]
         if bad or not proofs:
             self.error(f"{k}.staff_auth", f"expected a list of: {', '.join(STAFF_PROOFS)}")
+        list_ids: list[Any] = self.get(t, f"{k}.list_ids", list, [])
+        for x in list_ids:
+            if not isinstance(x, str) or not re.fullmatch(r"[^<>\s@]{1,250}", x):
+                self.error(f"{k}.list_ids", f"{x!r} is not a List-Id such as "
+                           "\"security.example.org\" (without the <>)")
+        aliases: list[Any] = self.get(t, f"{k}.aliases", list, [])
+        for a in aliases:
+            if not isinstance(a, str) or not _is_address(a):
+                self.error(f"{k}.aliases", f"{a!r} is not a mail address")
         return InboxConfig(name, address, prefix, policy, language, pgp_key, imap,
-                           tuple(str(a) for a in notify), tuple(str(p) for p in proofs))
+                           tuple(str(a) for a in notify), tuple(str(p) for p in proofs),
+                           tuple(str(x).lower() for x in list_ids),
+                           tuple(str(a) for a in aliases))
 
     def imap(self, k: str, raw: dict[str, Any]) -> ImapConfig | None:
         t = self.table(raw, k, {"host", "port", "tls", "ca_file", "username", "password_file",

@@ -2,6 +2,10 @@
 
 Shutdown runs in reverse order of dependence: stop accepting connections, let the worker
 finish the mail in hand (within a deadline), stop the sender, close the database last.
+
+Each loop guards its own items (a mail, an outgoing row, a job run, a folder); should one
+still end with an unexpected exception, it is logged and started again after a backoff,
+so no bug in one loop ends the daemon or the other loops.
 """
 
 from __future__ import annotations
@@ -10,8 +14,9 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
+from mailbot import logsafe
 from mailbot.clock import Clock, system_clock
 from mailbot.config import Config
 from mailbot.intake.smtp import IntakeHandler, make_protocol
@@ -21,11 +26,14 @@ from mailbot.mail.dkim import DnsFunc
 from mailbot.outbox import Sender
 from mailbot.store import Store
 from mailbot.triage.pipeline import Pipeline
+from mailbot.triage.undeliverable import Undeliverable
 from mailbot.triage.worker import Worker
+from mailbot.waiting import wait_any
 
 log = logging.getLogger(__name__)
 
 SHUTDOWN_DEADLINE = 10.0
+RESTART_MAX = 60.0  # seconds: the longest wait before a crashed loop is started again
 
 
 async def run(
@@ -37,6 +45,7 @@ async def run(
     dkim_dns: DnsFunc | None = None,
 ) -> None:
     """Run the daemon; `stop` (or a signal) ends it. `on_ready` gets the listening port."""
+    logsafe.install()
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -45,7 +54,7 @@ async def run(
 
     store = await Store.open(config.storage.database)
     try:
-        sender = Sender(store, config.smtp_out, clock)
+        sender = Sender(store, config.smtp_out, clock, on_failed=Undeliverable(config, clock))
         pipeline = Pipeline.create(config, store, clock)
         if dkim_dns is not None:  # tests answer DKIM lookups themselves
             pipeline.dkim_dns = dkim_dns
@@ -64,8 +73,8 @@ async def run(
         watchers = Watchers.start(config, store, clock, on_stored=worker.wake)
         try:
             async with asyncio.TaskGroup() as tg:
-                work = tg.create_task(worker.run(stop), name="worker")
-                send = tg.create_task(sender.run(stop), name="sender")
+                work = tg.create_task(_supervised("worker", worker.run, stop), name="worker")
+                send = tg.create_task(_supervised("sender", sender.run, stop), name="sender")
                 await stop.wait()
                 log.info("stopping: no new connections")
                 server.close()
@@ -87,3 +96,19 @@ async def run(
                 loop.remove_signal_handler(sig)
         await store.close()
         log.info("stopped")
+
+
+async def _supervised(name: str, loop: Callable[[asyncio.Event], Awaitable[None]],
+                      stop: asyncio.Event) -> None:
+    """Run `loop` until `stop`; an exception that escapes it (a bug its own guards missed)
+    is logged and the loop started again, after a backoff that grows while it keeps
+    failing, instead of ending the TaskGroup and with it the daemon."""
+    backoff = 1.0
+    while not stop.is_set():
+        try:
+            await loop(stop)
+            return
+        except Exception:
+            log.exception("%s: unexpected error; restarting it in %.0fs", name, backoff)
+        await wait_any(stop, None, backoff)
+        backoff = min(backoff * 2, RESTART_MAX)

@@ -7,13 +7,14 @@ import secrets
 from pathlib import Path
 
 from mailbot.errors import ConfigError
+from mailbot.private import make_dirs
 
 
 def load_or_create_secret(path: Path) -> bytes:
     try:
         data = path.read_bytes().strip()
     except FileNotFoundError:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        make_dirs(path.parent)
         data = secrets.token_hex(32).encode()
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

@@ -60,6 +60,19 @@ class Attachment:
 
 
 @dataclass(frozen=True, slots=True)
+class ListFacts:
+    """What a mailing list's headers say of it (mail/machine.py `list_facts`)."""
+
+    id: str  # List-Id's <id>, else the list's posting address, else "unknown"
+    post_address: str | None  # List-Post's mailto: address, the list's own
+    digest: bool  # a digest of posts (multipart/digest, "Digest, Vol 3, Issue 2")
+    # Who posted it, as the list server claims when it rewrote From: for DMARC
+    # ("Alice via security <security@...>"): X-Original-From, X-Original-Sender, Reply-To.
+    # Claims: they choose whom a case is answered at, never who is staff (triage/lists.py).
+    claims: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class ParsedMail:
     """One mail as the pipeline sees it. Every text field is already decoded."""
 
@@ -85,3 +98,5 @@ class ParsedMail:
     # Every occurrence of the headers the bot reads (USED_HEADERS), as (lower-cased name,
     # raw value): staff proofs hold only when each occurs once and is the one proven.
     headers: tuple[tuple[str, str], ...] = field(default=())
+    # The mailing list it came through, when list headers say so (None: direct mail).
+    mailing_list: ListFacts | None = None

@@ -8,6 +8,12 @@ Between the relay's 250 and the row's update the sender may wait for the databas
 worker holds it for a batch); a crash there would send the mail again. So the 250 is first
 appended to a journal next to the database, in the same step as the answer arrives, and a
 restart marks what the journal names as sent before sending anything.
+
+No single row stops the sender: a row that cannot go through this relay at all (a
+non-ASCII local part without SMTPUTF8) fails at once with that reason, and anything
+unexpected while sending one row is logged with its id and retried with backoff, a few
+times, then failed. A failed row is handed to `on_failed` in the transaction that marks it
+(the daemon tells staff there).
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import logging
 import os
 import random
 import socket
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -26,7 +33,9 @@ import aiosmtplib
 from mailbot.clock import Clock, iso
 from mailbot.config import SmtpOutConfig
 from mailbot.errors import DeliveryDeferred, DeliveryFailed, StoreBusy, TransientError
-from mailbot.store import Store
+from mailbot.mail import intl
+from mailbot.private import make_dirs, tighten
+from mailbot.store import Db, Store
 from mailbot.store import outbox as outbox_q
 from mailbot.store.outbox import OutboxRow
 from mailbot.waiting import wait_any
@@ -35,13 +44,19 @@ log = logging.getLogger(__name__)
 
 MAX_BACKOFF = 3600.0
 BATCH = 50
+INTERNAL_ATTEMPTS = 5  # a row that keeps raising something unexpected fails after these
+
+# Told of a row failed for good, inside the transaction that marks it: (db, row, reason).
+FailureHook = Callable[[Db, OutboxRow, str], Awaitable[None]]
 
 
 class Sender:
-    def __init__(self, store: Store, config: SmtpOutConfig, clock: Clock) -> None:
+    def __init__(self, store: Store, config: SmtpOutConfig, clock: Clock,
+                 on_failed: FailureHook | None = None) -> None:
         self.store = store
         self.config = config
         self.clock = clock
+        self.on_failed = on_failed
         self._wake = asyncio.Event()
         self.journal = SentJournal(Path(f"{store.path}.sent")) if str(store.path) != ":memory:" \
             else None
@@ -77,6 +92,12 @@ class Sender:
                 await wait_any(stop, None, backoff)
                 backoff = min(backoff * 2, 60.0)
                 continue
+            except Exception:  # a bug outside any one row: the sender lives and tries again
+                log.exception("outbox: unexpected error; retrying in %.0fs", backoff)
+                replayed = False
+                await wait_any(stop, None, backoff)
+                backoff = min(backoff * 2, 60.0)
+                continue
             if sent_any:
                 continue
             await wait_any(stop, self._wake, await self._idle_seconds())
@@ -100,7 +121,14 @@ class Sender:
             return False
         if self.config.maildir is not None:
             for row in rows:
-                await asyncio.to_thread(_write_maildir, self.config.maildir, row)
+                try:
+                    await asyncio.to_thread(_write_maildir, self.config.maildir, row)
+                except OSError as e:
+                    await self._failed(row, DeliveryDeferred(None, f"maildir: {e}"))
+                    continue
+                except Exception as e:
+                    await self._unexpected(row, e)
+                    continue
                 await self._sent(row)
             return True
         await self._send_smtp(rows, stop)
@@ -118,21 +146,42 @@ class Sender:
                 if cfg.username and cfg.password_file:
                     password = await asyncio.to_thread(cfg.password_file.read_text)
                     await smtp.login(cfg.username, password.strip())
+                if smtp.is_ehlo_or_helo_needed:
+                    try:  # what it offers (SMTPUTF8) is known only after EHLO
+                        await smtp.ehlo()
+                    except aiosmtplib.SMTPHeloError:
+                        await smtp.helo()  # an old relay: plain SMTP, no extensions
             except (aiosmtplib.SMTPException, OSError) as e:
                 err = _translate(e)
                 for row in rows:
                     await self._failed(row, err)
                 return
+            utf8 = smtp.supports_extension("smtputf8")
             for row in rows:
                 if stop is not None and stop.is_set():
                     return
                 try:
-                    await smtp.sendmail(row.mail_from, list(row.rcpt_to), row.raw)
+                    env = self._envelope(row, utf8)
+                except intl.Unsendable as e:
+                    await self._refused(row, str(e) if utf8 or not row.rcpt_to else
+                                        f"{e}; the relay {cfg.host}:{cfg.port} does not offer"
+                                        " SMTPUTF8")
+                    continue
+                except Exception as e:
+                    await self._unexpected(row, e)
+                    continue
+                try:
+                    await smtp.sendmail(env.mail_from, list(env.rcpt_to), env.raw,
+                                        mail_options=list(env.options))
                 except (aiosmtplib.SMTPException, OSError) as e:
                     await self._failed(row, _translate(e))
                     if not smtp.is_connected:
                         return  # the rest stay due and go in the next round
                     continue
+                except Exception as e:
+                    await self._unexpected(row, e)
+                    smtp.close()  # the session is in an unknown state: the rest go next round
+                    return
                 if self.journal:
                     self.journal.record(row.id)  # no await since the 250: see the docstring
                 await self._sent(row)
@@ -158,22 +207,58 @@ class Sender:
         except OSError as e:  # cannot even open it: the database will not take much either
             raise StoreBusy(f"sent journal {self.journal.path}: {e}") from e
 
+    @staticmethod
+    def _envelope(row: OutboxRow, smtputf8: bool) -> intl.Envelope:
+        if not row.rcpt_to:
+            raise intl.Unsendable(f"outbox {row.id} names no valid recipient")
+        return intl.envelope(row.mail_from, row.rcpt_to, row.raw, smtputf8)
+
+    async def _unexpected(self, row: OutboxRow, e: Exception) -> None:
+        """A bug while sending this row: retried a few times, then failed; logged once per
+        attempt, with the traceback."""
+        reason = f"internal error: {type(e).__name__}: {e}"
+        if row.attempts + 1 >= INTERNAL_ATTEMPTS:
+            log.error("outbox %d %s: unexpected error while sending (attempt %d)", row.id,
+                      row.message_id, row.attempts + 1, exc_info=e)
+            await self._refused(row, reason, logged=True)
+            return
+        delay = await self._retry(row, reason)
+        log.error("outbox %d %s: unexpected error while sending (attempt %d); retry in %.0fs",
+                  row.id, row.message_id, row.attempts + 1, delay, exc_info=e)
+
+    async def _refused(self, row: OutboxRow, reason: str, logged: bool = False) -> None:
+        """Failed for good, by our own decision rather than a relay's 5xx."""
+        async with self.store.write() as db:
+            await outbox_q.mark_failed(db, row.id, error=reason)
+            if self.on_failed is not None:
+                await self.on_failed(db, row, reason)
+        if not logged:
+            log.error("outbox %d %s: failed: %s", row.id, row.message_id, reason)
+
     async def _sent(self, row: OutboxRow) -> None:
         async with self.store.statement() as db:
             await outbox_q.mark_sent(db, row.id, iso(self.clock()))
         log.info("outbox %d %s: sent (%s)", row.id, row.message_id, row.purpose)
 
     async def _failed(self, row: OutboxRow, err: DeliveryDeferred | DeliveryFailed) -> None:
-        async with self.store.write() as db:
-            if isinstance(err, DeliveryFailed):
+        if isinstance(err, DeliveryFailed):
+            async with self.store.write() as db:
                 await outbox_q.mark_failed(db, row.id, error=str(err))
-                log.error("outbox %d %s: refused: %s", row.id, row.message_id, err)
-                return
-            delay = min(MAX_BACKOFF, 5.0 * 2 ** min(row.attempts, 12))
-            delay *= random.uniform(0.8, 1.2)
-            next_at = self.clock() + timedelta(seconds=delay)
-            await outbox_q.mark_retry(db, row.id, next_at=iso(next_at), error=str(err))
+                if self.on_failed is not None:
+                    await self.on_failed(db, row, f"the relay refused it: {err}")
+            log.error("outbox %d %s: refused: %s", row.id, row.message_id, err)
+            return
+        delay = await self._retry(row, str(err))
         log.warning("outbox %d: deferred (%s); retry in %.0fs", row.id, err, delay)
+
+    async def _retry(self, row: OutboxRow, reason: str) -> float:
+        """Due again after a backoff that doubles with each attempt; the delay in seconds."""
+        delay: float = min(MAX_BACKOFF, 5.0 * 2 ** min(row.attempts, 12))
+        delay *= random.uniform(0.8, 1.2)
+        async with self.store.write() as db:
+            await outbox_q.mark_retry(db, row.id, next_at=iso(self.clock() + timedelta(
+                seconds=delay)), error=reason)
+        return delay
 
 
 class SentJournal:
@@ -193,6 +278,7 @@ class SentJournal:
 
     def open(self) -> int:
         if self._fd is None:
+            tighten(self.path)  # one an older version left readable to others
             self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
             self._end = os.fstat(self._fd).st_size  # what is there is cleared by clear()
             with contextlib.suppress(OSError):
@@ -248,10 +334,13 @@ def _translate(e: BaseException) -> DeliveryDeferred | DeliveryFailed:
 def _write_maildir(maildir: Path, row: OutboxRow) -> None:
     """Write into maildir/new; the name is fixed per row so a re-send replaces, not repeats."""
     for sub in ("tmp", "new", "cur"):
-        (maildir / sub).mkdir(parents=True, exist_ok=True)
+        # Private whatever the umask: the mail holds case text and staff reply tokens.
+        make_dirs(maildir / sub)
     name = f"outbox-{row.id:010d}.{socket.gethostname().replace('/', '_')}"
     tmp = maildir / "tmp" / name
-    with open(tmp, "wb") as f:
+    with contextlib.suppress(FileNotFoundError):
+        tmp.unlink()  # left by a crash, perhaps with the modes of an older version
+    with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as f:
         f.write(row.raw)
         f.flush()
         os.fsync(f.fileno())

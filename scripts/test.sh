@@ -4,17 +4,35 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Debian packages the tests use for real (the gpg binary; Dovecot for IMAP; the sqlite3 shell).
+# Debian packages the tests use for real (the gpg binary; Dovecot for IMAP; the sqlite3 shell;
+# Postfix and swaks for conformance; openssl for a test certificate).
 need=()
 command -v gpg >/dev/null 2>&1 || need+=(gnupg)
-# The tests run Dovecot with a config of their own; the package's own service is not used.
+# The tests run Dovecot and Postfix with configs of their own in temp dirs; the packages'
+# own services are not used.
 [ -x /usr/sbin/dovecot ] || need+=(dovecot-imapd)
 # The sqlite3 shell: the backup test takes a backup with `.backup`, as docs/operations.md says.
 command -v sqlite3 >/dev/null 2>&1 || need+=(sqlite3)
+[ -x /usr/sbin/postfix ] || need+=(postfix)
+command -v swaks >/dev/null 2>&1 || need+=(swaks)
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
 if [ ${#need[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
+    # Postfix: no questions, and no /etc/postfix/main.cf (so the system's Postfix has
+    # nothing to run); a policy-rc.d for this install only keeps the postinst scripts from
+    # starting any service (one already in place, as in Docker images, is left alone).
+    echo "postfix postfix/main_mailer_type select No configuration" \
+        | $SUDO debconf-set-selections
+    policy=""
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        policy=/usr/sbin/policy-rc.d
+        printf '#!/bin/sh\nexit 101\n' | $SUDO tee "$policy" >/dev/null
+        $SUDO chmod 755 "$policy"
+        trap '$SUDO rm -f "$policy"' EXIT
+    fi
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}"
+    if [ -n "$policy" ]; then $SUDO rm -f "$policy"; trap - EXIT; fi
 fi
 # Chromium opens the digest's HTML as a recipient would (tests/browser.py). It is big, so it
 # is installed only when missing; if that fails the browser tests skip and say why.

@@ -58,15 +58,19 @@ class Client:
         kill_agent(self.home)
 
     def encrypt(self, data: bytes, to: str = "inbox", sign_as: str | None = None,
-                hidden: bool = False) -> bytes:
+                hidden: bool = False, at: str | None = None) -> bytes:
+        """`at` dates the signature (see `detach_sign`)."""
         args = ["--armor", "--encrypt", "--hidden-recipient" if hidden else "--recipient",
                 FPR[to]]
         if sign_as:
             args += ["--sign", "--local-user", FPR[sign_as]]
-        return gpg_run(self.home, *args, data=data)
+        extra = ["--faked-system-time", at] if at else []
+        return gpg_run(self.home, *extra, *args, data=data)
 
-    def clearsign(self, text: str, as_: str = "reporter") -> str:
-        extra = ["--faked-system-time", "20200101T120000"] if as_ == "old" else []
+    def clearsign(self, text: str, as_: str = "reporter", at: str | None = None) -> str:
+        """`at` dates the signature (see `detach_sign`)."""
+        at = "20200101T120000" if as_ == "old" else at
+        extra = ["--faked-system-time", at] if at else []
         out = gpg_run(self.home, *extra, "--clearsign", "--local-user", FPR[as_],
                       data=text.encode())
         return out.decode()
@@ -183,3 +187,107 @@ def _dearmor(armored: str) -> bytes:
     body = armored.replace("\r\n", "\n").split("\n\n", 1)[1]
     lines = [ln for ln in body.split("\n") if ln and not ln.startswith(("=", "-----"))]
     return base64.b64decode("".join(lines))
+
+
+# -- MIME shapes built from entities (issue 12 item 1, issue 14 item 1) --
+
+ALICE_HEAD = ("From: Alice Lead <alice@example.org>\r\nTo: security@example.org\r\n"
+              "Subject: Re: [SEC-2026-0001] XSS\r\nDate: Fri, 18 Dec 2026 18:05:00 +0100\r\n"
+              "Message-ID: <shape-1@example.org>\r\n")
+
+
+def text_part(text: str, ctype: str = "text/plain", headers: str = "") -> bytes:
+    """A text entity, 8bit, CRLF."""
+    return crlf(f"Content-Type: {ctype}; charset=utf-8\r\n{headers}"
+                "Content-Transfer-Encoding: 8bit\r\n\r\n" + text)
+
+
+def multipart(*entities: bytes, subtype: str = "mixed", params: str = "") -> bytes:
+    """A multipart entity of `entities`, with a boundary of its own."""
+    boundary = f"b-{subtype}-{len(entities)}-{abs(hash(entities)) % 10**8}"
+    out = f'Content-Type: multipart/{subtype}; boundary="{boundary}"{params}\r\n\r\n'.encode()
+    for e in entities:
+        out += f"--{boundary}\r\n".encode() + e + b"\r\n"
+    return out + f"--{boundary}--\r\n".encode()
+
+
+def signed_part(client: Client, entity: bytes, as_: str = "alice",
+                at: str | None = "20261218T170500") -> bytes:
+    """A multipart/signed entity over `entity` (RFC 3156), made by `as_`."""
+    canonical = entity.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+    signature = client.detach_sign(canonical, as_, at)
+    boundary = f"sig-{abs(hash(entity)) % 10**8}"
+    return (f'Content-Type: multipart/signed; micalg=pgp-sha256; '
+            f'protocol="application/pgp-signature"; boundary="{boundary}"\r\n\r\n'
+            f"--{boundary}\r\n").encode() + canonical + (
+        f"\r\n--{boundary}\r\nContent-Type: application/pgp-signature; name=signature.asc\r\n"
+        f"\r\n").encode() + signature + f"\r\n--{boundary}--\r\n".encode()
+
+
+def encrypted_part(ciphertext: bytes) -> bytes:
+    """A multipart/encrypted entity (RFC 3156) holding `ciphertext`."""
+    boundary = f"enc-{abs(hash(ciphertext)) % 10**8}"
+    return (f'Content-Type: multipart/encrypted; protocol="application/pgp-encrypted"; '
+            f'boundary="{boundary}"\r\n\r\n--{boundary}\r\n'
+            "Content-Type: application/pgp-encrypted\r\n\r\nVersion: 1\r\n\r\n"
+            f"--{boundary}\r\nContent-Type: application/octet-stream; name=encrypted.asc\r\n"
+            "\r\n").encode() + ciphertext + f"\r\n--{boundary}--\r\n".encode()
+
+
+def as_mail(entity: bytes, head: str = ALICE_HEAD) -> bytes:
+    """A mail whose body is `entity`."""
+    return crlf(head) + b"MIME-Version: 1.0\r\n" + entity
+
+
+def command_part(text: str, subject: str) -> bytes:
+    """A staff command entity that names its case inside what is signed: Thunderbird's
+    protected headers (the staff decision acts only on the case the signed content names)."""
+    return text_part(text, headers=f"Subject: {subject}\r\n").replace(
+        b"Content-Type: text/plain; charset=utf-8",
+        b'Content-Type: text/plain; charset=utf-8; protected-headers="v1"', 1)
+
+
+def clearsigned_part(client: Client, text: str, as_: str = "alice",
+                     at: str | None = None) -> bytes:
+    return text_part(client.clearsign(text, as_, at))
+
+
+# -- a daemon with PGP, and keys made by the tests --
+
+SIGNED_AT = "20261218T170500"  # the tests' clock (support.FRIDAY_EVENING) plus 5 minutes
+
+
+def pgp_config_text(text: str, db: Path, home: Path, require: str = "",
+                    staff_auth: str = '["reply-token", "pgp"]') -> str:
+    """The tests' config (support.CONFIG) with a GnuPG home, the inbox key, alice's key
+    and PGP as a staff proof; `require` is a policy line such as require_encryption."""
+    text = text.replace(f'home = "{db}.gnupg"', f'home = "{home}"')
+    text = text.replace('prefix = "SEC"', f'prefix = "SEC"\npgp_key = "{FPR["inbox"]}"\n'
+                        f"staff_auth = {staff_auth}")
+    text = text.replace('role = "lead"', f'role = "lead"\npgp_fingerprint = "{FPR["alice"]}"')
+    return text.replace('warn_before = "1 business day"',
+                        f'warn_before = "1 business day"\n{require}')
+
+
+def daemon_home() -> Path:
+    """The daemon's GnuPG home: the inbox key and alice's public key."""
+    home = short_home("gd")
+    gpg_run(home, "--import", str(KEYS / "inbox.sec.asc"))
+    gpg_run(home, "--import", str(KEYS / "alice.pub.asc"))
+    return home
+
+
+def make_key(home: Path, uid: str, expire: str = "0") -> str:
+    """A new ed25519 key with an encryption subkey in `home`; its fingerprint."""
+    gpg_run(home, "--quick-gen-key", uid, "ed25519", "sign,cert", expire)
+    listed = gpg_run(home, "--with-colons", "--list-keys", uid).decode()
+    fpr = next(line.split(":")[9] for line in listed.splitlines() if line.startswith("fpr"))
+    gpg_run(home, "--quick-add-key", fpr, "cv25519", "encr", expire)
+    return fpr
+
+
+def revocation(home: Path, fpr: str) -> bytes:
+    """The revocation certificate gpg made with the key, made importable."""
+    cert = (home / "openpgp-revocs.d" / f"{fpr}.rev").read_bytes()
+    return cert.replace(b":-----BEGIN PGP PUBLIC KEY BLOCK-----",
+                        b"-----BEGIN PGP PUBLIC KEY BLOCK-----")

@@ -43,9 +43,12 @@ EXPECTED: dict[str, list[str]] = {
                   r"assess \+ duplicates: p50 [\d.]+ ms, p99 [\d.]+ ms"],
     "imap.py": [r"initial sync, 20 messages: stored and marked",
                 r"new-mail latency .* 5 mails: p50 \d+ ms, p99 \d+ ms"],
+    "connections.py": [r"max_connections = 120: 20 idle sessions held, 0 refused .* 0 not 250",
+                       r"\(defaults\): 20 idle sessions held, 0 refused .* 0 not 250",
+                       r"2 concurrent 20 MB DATA transfers: 2 x 250, 0 x 4xx, 0 other"],
 }
 # Benches that start a daemon, gpg or Dovecot: seconds each, not milliseconds.
-SLOW = {"ingest.py", "load.py", "pgp.py", "imap.py"}
+SLOW = {"ingest.py", "load.py", "pgp.py", "imap.py", "connections.py"}
 
 
 def _param(name: str) -> object:

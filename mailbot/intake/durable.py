@@ -4,6 +4,9 @@ A source calls `accept_many` (or `GroupCommit.accept`) and acknowledges its send
 after it returns: the row is committed (synchronous=FULL) by then. A redelivery of the same
 bytes is recognised by digest (or by the source's own reference, e.g. an IMAP UID) and
 stored once.
+
+One delivery addressed to several inboxes (security@ and support@ in one transaction) is one
+row per inbox, each to be decided on its own; the first holds the bytes, the others name it.
 """
 
 from __future__ import annotations
@@ -11,8 +14,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import re
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 
 from mailbot.clock import Clock, iso
 from mailbot.errors import StoreBusy
@@ -33,12 +36,17 @@ class Delivery:
     mail_from: str | None = None
     peer: str | None = None
     source_ref: str | None = None
+    also: Sequence[str] = ()  # the other inboxes it was addressed to, each gets a row
 
 
 @dataclass(frozen=True, slots=True)
 class Accepted:
     inbound_id: int
     new: bool
+    rows: Mapping[str, int] = field(default_factory=dict)  # inbox name -> its inbound row
+
+    def row_for(self, inbox: str) -> int:
+        return self.rows.get(inbox, self.inbound_id)
 
 
 def message_id_of(raw: bytes) -> str | None:
@@ -58,13 +66,26 @@ async def insert_all(db: Db, deliveries: Iterable[Delivery], at: str) -> list[Ac
     that records its own bookkeeping in the same commit, as the IMAP watcher does)."""
     out = []
     for d in deliveries:
+        digest, message_id = hashlib.sha256(d.raw).hexdigest(), message_id_of(d.raw)
         inbound_id, new = await inbound_q.insert(
             db, received_at=at, source=d.source, source_ref=d.source_ref, peer=d.peer,
             mail_from=d.mail_from, rcpt_to=d.rcpt_to, inbox=d.inbox,
-            message_id=message_id_of(d.raw), digest=hashlib.sha256(d.raw).hexdigest(),
-            raw=d.raw,
+            message_id=message_id, digest=digest, raw=d.raw,
         )
-        out.append(Accepted(inbound_id, new))
+        rows = {d.inbox: inbound_id}
+        for inbox in dict.fromkeys(d.also):
+            if inbox in rows:
+                continue
+            # Its own digest: a redelivery of the same bytes to the same inboxes is
+            # recognised per inbox, like the first row.
+            rows[inbox], fresh = await inbound_q.insert(
+                db, received_at=at, source=d.source, source_ref=None, peer=d.peer,
+                mail_from=d.mail_from, rcpt_to=d.rcpt_to, inbox=inbox,
+                message_id=message_id, digest=f"{digest}:{inbox}", raw=d.raw,
+                raw_of=inbound_id,
+            )
+            new = new or fresh
+        out.append(Accepted(inbound_id, new, rows))
     return out
 
 

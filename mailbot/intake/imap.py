@@ -30,6 +30,11 @@ BATCH_COUNT = 200  # messages per FETCH (and per commit)
 BATCH_BYTES = 16 * 1024 * 1024  # ... unless they add up to more than this
 
 
+class ImapRefused(ImapError):
+    """The server answered NO or BAD: about what was asked (a message it cannot give, say),
+    not the connection."""
+
+
 @dataclass(frozen=True, slots=True)
 class Folder:
     """The selected folder as the server described it."""
@@ -56,7 +61,7 @@ def _translate(cfg: ImapConfig, doing: str) -> Iterator[None]:
     except IMAPClientAbortError as e:
         raise ImapError(f"connection to {where} lost ({doing}): {_text(e)}") from None
     except IMAPClientError as e:
-        raise ImapError(f"{where} refused {doing}: {_text(e)}") from None
+        raise ImapRefused(f"{where} refused {doing}: {_text(e)}") from None
     except OSError as e:
         raise ImapError(f"cannot talk to {where} ({doing}): {e.strerror or e}") from None
 

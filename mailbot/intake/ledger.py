@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import hashlib
 import logging
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, TypeVar
@@ -19,8 +20,10 @@ from mailbot.clock import Clock, iso
 from mailbot.config import ImapConfig, InboxConfig
 from mailbot.errors import StoreBusy
 from mailbot.intake.durable import Delivery, insert_all, message_id_of
+from mailbot.models import InboundStatus
 from mailbot.store import Store
 from mailbot.store import imap as imap_q
+from mailbot.store import inbound as inbound_q
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -94,6 +97,27 @@ class Ledger:
         if new:
             self.on_stored()
         return new
+
+    async def unreadable(self, inbox: InboxConfig, imap: ImapConfig, uidvalidity: int, uid: int,
+                         reason: str) -> int:
+        """A message that could not be taken: a quarantined inbound row with no bytes and
+        the reason, recorded as taken and marked so the folder goes on past it (the server
+        is told nothing: the message stays there for a human). Its inbound id."""
+        mailbox, now = imap.mailbox, iso(self.clock())
+        ref = f"imap:{mailbox}:{uidvalidity}:{uid}"
+        async with self.store.write(durable=True) as db:
+            inbound_id, _ = await inbound_q.insert(
+                db, received_at=now, source="imap", source_ref=ref,
+                peer=f"{imap.host}:{imap.port}", mail_from=None, rcpt_to=[inbox.address],
+                inbox=inbox.name, message_id=None,
+                digest=hashlib.sha256(f"unreadable {ref}".encode()).hexdigest(), raw=b"")
+            await inbound_q.finish(
+                db, inbound_id, status=InboundStatus.QUARANTINED, at=now,
+                reason=f"IMAP UID {uid} of {mailbox} could not be taken ({reason}); it is"
+                       " still on the server, unmarked")
+            await imap_q.taken(db, mailbox, uidvalidity, [(uid, None, inbound_id)])
+            await imap_q.marked(db, mailbox, uidvalidity, [uid])
+        return inbound_id
 
     async def marked(self, mailbox: str, uidvalidity: int, uids: Sequence[int]) -> None:
         async with self.store.write() as db:

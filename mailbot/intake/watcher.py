@@ -21,7 +21,7 @@ from collections.abc import Callable
 from mailbot.clock import Clock
 from mailbot.config import Config, ImapConfig, InboxConfig
 from mailbot.errors import ConfigError, TransientError
-from mailbot.intake.imap import Session
+from mailbot.intake.imap import ImapRefused, Session
 from mailbot.intake.ledger import Ledger
 from mailbot.store import Store
 
@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 
 FIRST_BACKOFF = 1.0
 JOIN_TIMEOUT = 5.0
+POISON_TRIES = 3  # sessions running in which one message failed before it is set aside
 
 
 def backoff(failures: int, cap: float) -> float:
@@ -45,6 +46,8 @@ class Watcher:
         self.ledger = ledger
         self.failures = 0
         self._state = ""
+        self._last_bug: str | None = None
+        self._tries: dict[tuple[int, int], int] = {}  # (UIDVALIDITY, UID) -> failed sessions
         self._stop = threading.Event()
         self._wake_r, self._wake_w = os.pipe()
         self.thread = threading.Thread(target=self._run, name=f"imap-{inbox.name}", daemon=True)
@@ -72,8 +75,11 @@ class Watcher:
             except (TransientError, ConfigError) as e:
                 self._failed(str(e))
             except Exception as e:  # a bug: keep the watcher alive, and say so loudly
-                log.exception("imap %s: unexpected error", self.name)
-                self._failed(f"internal error: {e!r}")
+                error = f"internal error: {e!r}"
+                if error != self._last_bug:  # the traceback once; a repeat is a warning line
+                    log.exception("imap %s: unexpected error", self.name)
+                    self._last_bug = error
+                self._failed(error)
         self._report("stopped")
 
     def _failed(self, error: str) -> None:
@@ -155,12 +161,52 @@ class Watcher:
         for batch in session.batches(uids):
             if self._stop.is_set():
                 break
+            last = self._take(session, uidvalidity, resync_below, batch, last)
+        return last
+
+    def _take(self, session: Session, uidvalidity: int, resync_below: int, batch: list[int],
+              last: int) -> int:
+        """Fetch, store and mark one batch. A batch that fails for one of its messages (the
+        server refuses it, or taking it raises) is taken message by message; a message that
+        fails POISON_TRIES sessions running is quarantined as unreadable (it stays on the
+        server, unmarked) and the folder goes on past it."""
+        failed: Exception | None = None
+        try:
             fetched = session.fetch(batch)
             self.ledger.call(self.ledger.take(self.inbox, self.imap, uidvalidity, resync_below,
                                               fetched))
-            self._mark(session, uidvalidity, [uid for uid, _ in fetched])
-            last = max(batch)
-        return last
+        except ImapRefused as e:  # before TransientError, which it also is
+            failed = e
+        except TransientError:
+            raise  # the connection or the database: the session ends and is tried again
+        except Exception as e:
+            failed = e
+        if failed is not None:
+            return self._poisoned(session, uidvalidity, resync_below, batch, last, failed)
+        for uid in batch:
+            self._tries.pop((uidvalidity, uid), None)
+        self._mark(session, uidvalidity, [uid for uid, _ in fetched])
+        return max(last, *batch)
+
+    def _poisoned(self, session: Session, uidvalidity: int, resync_below: int,
+                  batch: list[int], last: int, e: Exception) -> int:
+        if len(batch) > 1:
+            for uid in batch:
+                last = self._take(session, uidvalidity, resync_below, [uid], last)
+            return last
+        uid = batch[0]
+        tries = self._tries.get((uidvalidity, uid), 0) + 1
+        self._tries[(uidvalidity, uid)] = tries
+        if tries < POISON_TRIES:
+            raise e
+        reason = str(e) if isinstance(e, ImapRefused) else f"internal error: {e!r}"
+        inbound_id = self.ledger.call(self.ledger.unreadable(self.inbox, self.imap, uidvalidity,
+                                                             uid, reason))
+        log.error("imap %s: UID %d failed %d sessions running (%s); quarantined as inbound %d,"
+                  " left on the server", self.name, uid, tries, reason, inbound_id,
+                  exc_info=not isinstance(e, ImapRefused))
+        del self._tries[(uidvalidity, uid)]
+        return max(last, uid)
 
     def _mark(self, session: Session, uidvalidity: int, uids: list[int]) -> None:
         session.mark(uids)

@@ -7,6 +7,7 @@ charts in `mail/charts.py`.
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -22,6 +23,7 @@ from mailbot.sla import Unit
 from mailbot.store import Store
 from mailbot.store import cases as case_q
 from mailbot.store import disclosures as disclosures_q
+from mailbot.store import ignored as ignored_q
 from mailbot.triage import letters
 
 __all__ = ["LABELS", "Digest", "build", "compute", "last_scheduled", "queue", "render",
@@ -42,6 +44,7 @@ def render(
         "panels": [panel(d, w, tz, target) for d in digests], "t": LABELS[w.language],
         "language": w.language, "n": w.number,
         "period": (f"{w.long_day(end - WEEK)} – {w.long_day(end)}" if end else ""),
+        "ignored": [_ignored(d.ignored, w) for d in digests],
     }
     return (templates.render_file("digest.txt", **context),
             templates.render_file("digest.html", **context))
@@ -62,15 +65,34 @@ async def build(store: Store, config: Config, end: datetime) -> list[Digest]:
         policy = config.policies[inbox.policy]
         terms = Terms(policy.first_response, policy.resolution)
         # Pure CPU over up to 100,000 rows: off the event loop, which keeps taking mail.
-        digests.append(await asyncio.to_thread(compute, inbox.name, cases, end, cadence, terms))
+        found = await asyncio.to_thread(compute, inbox.name, cases, end, cadence, terms)
+        async with store.read() as db:
+            found.ignored = await ignored_q.by_reason(db, iso(end - WEEK), iso(end), inbox.name)
         # Publications proposed or agreed in the same days (issue 17), beside the deadlines.
-        digests[-1].due_soon += [
+        found.due_soon += [
             Line(p["ref"], p["subject"], p["state"], p["severity"], "publication",
                  datetime.fromisoformat(f"{p['date']}T12:00:00+00:00"),
                  promise="publication " + ("agreed" if p["agreed"] else "proposed, no consent yet"))
             for p in publications]
-        digests[-1].due_soon.sort(key=lambda x: (x.when or end, x.ref))
+        found.due_soon.sort(key=lambda x: (x.when or end, x.ref))
+        digests.append(found)
     return digests
+
+
+# What a rule swallowed is seen: the week's mail that opened no case, by kind of reason.
+_IGNORED = {"en": "Mail that opened no case: {n} ({reasons}); `mailbot inbound --ignored` "
+                  "lists each",
+            "nl": "Mail die geen zaak opende: {n} ({reasons}); `mailbot inbound --ignored` "
+                  "toont ze"}
+
+
+def _ignored(counts: Counter[str], w: Words) -> str:
+    if not counts:
+        return ""
+    reasons = ", ".join(f"{reason} {w.number(n)}" for reason, n in
+                        sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+    return _IGNORED.get(w.language, _IGNORED["en"]).format(n=w.number(counts.total()),
+                                                           reasons=reasons)
 
 
 async def queue(

@@ -79,6 +79,8 @@ class Digest:
     median_first_response: timedelta | None = None
     median_resolution: timedelta | None = None
     terms: Terms | None = None
+    # Mail of the week that opened no case, by kind of reason (jobs/digest.py fills it).
+    ignored: Counter[str] = field(default_factory=Counter)
 
     @property
     def compliance_week(self) -> float | None:

@@ -35,18 +35,19 @@ async def start(
 ) -> AsyncIOScheduler:
     """Start the scheduler in the running loop, after catching up what fell due while down."""
     escalator = Escalator(config, store, templates, secret, clock)
+    failing: dict[str, str] = {}  # job -> its latest error, to log a traceback once
 
     async def weekly_digest() -> None:
         await _guarded("digest", lambda: digest.scheduled_run(store, config, templates, clock()),
-                       wake_sender)
+                       wake_sender, failing)
 
     async def sweep() -> None:
         async def run() -> bool:
             return await escalator.sweep() > 0
 
-        await _guarded("escalation sweep", run, wake_sender)
+        await _guarded("escalation sweep", run, wake_sender, failing)
         await _guarded("disclosure reminders", lambda: disclosure.remind(
-            config, store, templates, secret, clock), wake_sender)
+            config, store, templates, secret, clock), wake_sender, failing)
 
     summaries = Summaries(config, store, templates, clock, Crypto.create(config))
 
@@ -54,7 +55,7 @@ async def start(
         async def run() -> bool:
             return await summaries.run() > 0
 
-        await _guarded("flood summary", run, wake_sender)
+        await _guarded("flood summary", run, wake_sender, failing)
 
     await weekly_digest()
     await sweep()
@@ -75,13 +76,22 @@ async def start(
 
 
 async def _guarded(name: str, job: Callable[[], Awaitable[bool]],
-                   wake_sender: Callable[[], None]) -> None:
-    """A job's failure is logged and retried at its next run, never the daemon's end."""
+                   wake_sender: Callable[[], None], failing: dict[str, str]) -> None:
+    """A job's failure is logged and retried at its next run, never the daemon's end. The
+    traceback of a bug is logged once; while the same error repeats, a line per run."""
     try:
         if await job():
             log.info("%s queued", name)
             wake_sender()
     except TransientError as e:
         log.warning("%s: %s; next run will retry", name, e)
-    except Exception:
-        log.exception("%s failed", name)
+    except Exception as e:
+        error = f"{type(e).__name__}: {e}"
+        if failing.get(name) == error:
+            log.error("%s failed again: %s; next run will retry", name, error)
+        else:
+            log.exception("%s failed; next run will retry", name)
+        failing[name] = error
+    else:
+        if failing.pop(name, None) is not None:
+            log.info("%s ran again without error", name)

@@ -1,4 +1,5 @@
-"""Auto-replies that carry no RFC 3834 header: the providers' own markers, and subjects.
+"""Machine mail beyond RFC 3834: auto-replies by their providers' markers and subjects,
+and what a mailing list's headers say of the list (`list_facts`, at the end).
 
 Gmail, Fastmail, Proton and GMX/Web.de set `Auto-Submitted: auto-replied` (parse.py checks
 it first), but many responders do not: iCloud marks its vacation replies only with
@@ -20,6 +21,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from typing import Final
+
+from mailbot.models import ListFacts
 
 SUBJECT_ONLY: Final = "auto-reply subject"
 
@@ -110,3 +113,45 @@ def subject_only(machine: str | None, envelope_from: str | None, sender: str,
     if not sender or (reporter is not None and sender == reporter.lower()):
         return machine
     return None
+
+
+# Mailing lists. RFC 2369/2919 headers and the older list servers' own (Mailman 2, fml,
+# ezmlm, Listserv); Google Groups adds Mailing-List and X-Original-Sender, Sympa and
+# Mailman X-Original-From or Reply-To when they rewrite From: for DMARC.
+LIST_HEADERS: Final = ("list-id", "list-unsubscribe", "list-post", "mailing-list",
+                       "x-mailing-list", "x-beenthere", "x-mailman-version", "x-mlserver",
+                       "x-ml-name", "x-listserver")
+# The reasons `parse.machine_reason` gives list mail: triage/lists.py decides what it is.
+LIST_REASONS: Final = frozenset({"precedence: list", "mailing list"})
+_LIST_ID: Final = re.compile(r"<([^<>\s]{1,250})>")
+_MAILTO: Final = re.compile(r"<mailto:([^<>\s?@]{1,200}@[^<>\s?@]{1,200})(?:\?[^<>]*)?>", re.I)
+_MAILING_LIST: Final = re.compile(r"list\s+([^\s;@]{1,200}@[^\s;@]{1,200})", re.I)
+_DIGEST_SUBJECT: Final = re.compile(r"\bdigest\b.{0,40}\bvol(?:ume)?\b\.?\s*\d", re.I)
+_CLAIMS: Final = ("x-original-from", "x-original-sender", "reply-to")
+_CONTROL: Final = re.compile(r"[\x00-\x1f\x7f\u2028\u2029\x85]")
+
+
+def is_list(header: Callable[[str], str]) -> bool:
+    """Any list header, or `Precedence: list`."""
+    return (any(header(name).strip() for name in LIST_HEADERS)
+            or header("precedence").strip().lower() == "list")
+
+
+def list_facts(header: Callable[[str], str], address: Callable[[str], str],
+               content_type: str, subject: str) -> ListFacts | None:
+    """The list a mail came through (None: no list header). `header(name)` is a header's
+    first value; `address(value)` the first bare address in it ("" if none)."""
+    if not is_list(header):
+        return None
+    post = _MAILTO.search(header("list-post"))
+    post_address = post.group(1).lower() if post else None
+    list_id = _LIST_ID.search(header("list-id"))
+    named = _MAILING_LIST.search(header("mailing-list"))
+    ident = (list_id.group(1) if list_id else post_address
+             or (named.group(1) if named else None)
+             or address(header("x-beenthere")) or header("x-mailing-list").strip()[:200]
+             or header("x-ml-name").strip()[:200] or "unknown")
+    claims = tuple(dict.fromkeys(a for a in (address(header(n)) for n in _CLAIMS) if a))
+    digest = content_type == "multipart/digest" or bool(_DIGEST_SUBJECT.search(subject))
+    # Printed by `mailbot inbound` and shown to staff: no control characters.
+    return ListFacts(_CONTROL.sub("", ident).lower() or "unknown", post_address, digest, claims)

@@ -20,7 +20,7 @@ from email.parser import BytesParser
 from email.utils import getaddresses, parsedate_to_datetime
 from html.parser import HTMLParser
 
-from mailbot.mail.machine import auto_reply
+from mailbot.mail.machine import LIST_HEADERS, SUBJECT_ONLY, auto_reply, list_facts
 from mailbot.mail.sender import sender
 from mailbot.models import USED_HEADERS, Attachment, ParsedMail
 
@@ -41,9 +41,6 @@ _MULTIPART = re.compile(rb"^content-type:[ \t]*multipart/", re.I | re.M)
 
 _BOUNCE_SENDERS = frozenset({"mailer-daemon", "mailer_daemon", "mail-daemon", "postmaster",
                              "post_master"})
-# RFC 2369/2919 and the older list servers' own (Mailman 2, fml, ezmlm, Listserv).
-_LIST_HEADERS = ("List-Id", "List-Unsubscribe", "List-Post", "Mailing-List", "X-Mailing-List",
-                 "X-BeenThere", "X-Mailman-Version", "X-MLServer", "X-ML-Name", "X-Listserver")
 
 
 def header_block(raw: bytes) -> bytes:
@@ -76,11 +73,12 @@ def parse(
         text = html_to_text(walker.html)
     from_name, from_addr, from_problem = sender(headers.all("From"))
     reply_to = _first_address(headers.raw("Reply-To"))[1] or None
+    subject = one_line(decode_words(headers.raw("Subject")))
     return ParsedMail(
         message_id=_first_id(headers.raw("Message-ID")),
         in_reply_to=tuple(_ids(headers.raw("In-Reply-To"))),
         references=tuple(_ids(headers.raw("References"))),
-        subject=one_line(decode_words(headers.raw("Subject"))),
+        subject=subject,
         from_addr=from_addr,
         from_name=from_name,
         reply_to=reply_to,
@@ -95,6 +93,8 @@ def parse(
         defects=tuple(dict.fromkeys(defects)),
         from_problem=from_problem,
         headers=headers.used(),
+        mailing_list=list_facts(headers.raw, lambda v: _first_address(v)[1],
+                                msg.get_content_type(), subject),
     )
 
 
@@ -391,10 +391,15 @@ def machine_reason(
             not from_addr and "mailer-daemon" in headers.raw("From").lower()):
         return "bounce sender"  # also "From: MAILER-DAEMON <>" (DragonFly, others)
     precedence = headers.raw("Precedence").strip().lower()
-    if precedence in ("bulk", "junk", "list"):
+    if precedence in ("bulk", "junk"):
         return f"precedence: {precedence}"
-    if any(headers.raw(name) for name in _LIST_HEADERS):
-        return "mailing list"
+    if precedence == "list" or any(headers.raw(name) for name in LIST_HEADERS):
+        # triage/lists.py tells our lists, reports and bulk apart; an autoresponder's
+        # reply that a list relayed stays one whatever the list is.
+        ooo = _out_of_office(headers)
+        if ooo is not None and ooo != SUBJECT_ONLY:
+            return ooo
+        return "precedence: list" if precedence == "list" else "mailing list"
     return _out_of_office(headers)
 
 

@@ -18,6 +18,7 @@ from typing import Any
 import aiosqlite
 
 from mailbot.errors import StoreBusy
+from mailbot.private import create_file, make_dirs, tighten
 from mailbot.store.migrate import Migration, migrate
 
 Db = aiosqlite.Connection
@@ -39,7 +40,10 @@ class Store:
     @classmethod
     async def open(cls, path: Path, *, apply_migrations: bool = True) -> Store:
         if str(path) != ":memory:":
-            path.parent.mkdir(parents=True, exist_ok=True)
+            # What fails here (a read-only or full disk) fails SQLite's open below too,
+            # which says so in its own words.
+            with contextlib.suppress(OSError):
+                await asyncio.to_thread(_private, path)
         try:
             db = await aiosqlite.connect(path, isolation_level=None)
         except sqlite3.Error as e:
@@ -128,6 +132,15 @@ class Store:
     async def read(self) -> AsyncIterator[Db]:
         async with self._lock, _translate():
             yield self._db
+
+
+def _private(path: Path) -> None:
+    """The database file exists 0600 before SQLite opens it: SQLite gives its -wal and -shm
+    the database file's mode, so they are private too, whatever the umask."""
+    make_dirs(path.parent)
+    create_file(path)
+    for extra in ("-wal", "-shm", "-journal"):
+        tighten(Path(f"{path}{extra}"))
 
 
 def _why(path: Path) -> str:

@@ -21,6 +21,12 @@ class InboundRow:
     status: str
     reason: str | None
     case_id: int | None
+    raw_of: int | None = None  # the row whose raw bytes these are (one delivery, two inboxes)
+
+    @property
+    def delivery(self) -> int:
+        """The rows of one delivery share this: the id of the row that holds the bytes."""
+        return self.raw_of if self.raw_of is not None else self.id
 
 
 async def insert(
@@ -36,15 +42,19 @@ async def insert(
     message_id: str | None,
     digest: str,
     raw: bytes,
+    raw_of: int | None = None,
 ) -> tuple[int, bool]:
-    """Store one delivery; (id, True) when new, (existing id, False) for a redelivery."""
+    """Store one delivery; (id, True) when new, (existing id, False) for a redelivery.
+
+    With `raw_of`, the row is the same delivery for another inbox: `raw` stays empty and
+    the bytes are read from that row."""
     row = await one(
         db,
         "INSERT INTO inbound (received_at, source, source_ref, peer, mail_from, rcpt_to, inbox,"
-        " message_id, digest, raw) VALUES (?,?,?,?,?,?,?,?,?,?)"
+        " message_id, digest, raw, raw_of) VALUES (?,?,?,?,?,?,?,?,?,?,?)"
         " ON CONFLICT DO NOTHING RETURNING id",
         (received_at, source, source_ref, peer, mail_from, json.dumps(list(rcpt_to)), inbox,
-         message_id, digest, raw),
+         message_id, digest, b"" if raw_of is not None else raw, raw_of),
     )
     if row is not None:
         return int(row[0]), True
@@ -57,7 +67,21 @@ async def insert(
     return int(row[0]), False
 
 
-_COLUMNS = "id, received_at, source, mail_from, rcpt_to, inbox, raw, status, reason, case_id"
+def _recipients(text: object) -> tuple[str, ...]:
+    """The JSON list of envelope recipients; anything else reads as none (the pipeline then
+    decides on the headers) rather than stopping the worker on this row."""
+    try:
+        found = json.loads(str(text))
+    except ValueError:
+        return ()
+    return tuple(str(a) for a in found) if isinstance(found, list) else ()
+
+
+# A row that shares another's bytes reads them from it.
+_COLUMNS = ("id, received_at, source, mail_from, rcpt_to, inbox,"
+            " CASE WHEN raw_of IS NULL THEN raw"
+            " ELSE (SELECT s.raw FROM inbound s WHERE s.id = inbound.raw_of) END,"
+            " status, reason, case_id, raw_of")
 
 
 def _row(r: Sequence[object]) -> InboundRow:
@@ -66,21 +90,40 @@ def _row(r: Sequence[object]) -> InboundRow:
         received_at=str(r[1]),
         source=str(r[2]),
         mail_from=r[3],  # type: ignore[arg-type]
-        rcpt_to=tuple(json.loads(str(r[4]))),
+        rcpt_to=_recipients(r[4]),
         inbox=str(r[5]),
         raw=bytes(r[6]),  # type: ignore[call-overload]
         status=str(r[7]),
         reason=r[8],  # type: ignore[arg-type]
         case_id=r[9],  # type: ignore[arg-type]
+        raw_of=r[10],  # type: ignore[arg-type]
     )
 
 
-async def pending(db: Db, after: int = 0, limit: int = 1) -> list[InboundRow]:
-    """Pending rows in arrival order, after the id `after`."""
+async def pending(
+    db: Db, after: int = 0, limit: int = 1, max_bytes: int | None = None
+) -> list[InboundRow]:
+    """Pending rows in arrival order, after the id `after`; with `max_bytes`, only as many
+    as fit in that many bytes of raw mail (at least one)."""
+    if max_bytes is None:
+        rows = await db.execute_fetchall(
+            f"SELECT {_COLUMNS} FROM inbound WHERE status = 'pending' AND id > ?"
+            " ORDER BY id LIMIT ?", (after, limit))
+    else:
+        rows = await db.execute_fetchall(
+            f"SELECT {_COLUMNS} FROM inbound WHERE id IN (SELECT id FROM (SELECT id,"
+            " SUM(length(raw)) OVER (ORDER BY id) - length(raw) AS before FROM inbound"
+            " WHERE status = 'pending' AND id > ? ORDER BY id LIMIT ?) WHERE before < ?)"
+            " ORDER BY id", (after, limit, max_bytes))
+    return [_row(r) for r in rows]
+
+
+async def rest_of_delivery(db: Db, row: InboundRow) -> list[InboundRow]:
+    """The pending rows after `row` of the same delivery (one mail to several inboxes), for
+    a batch that `pending` cut short in the middle of one: its rows are decided together."""
     rows = await db.execute_fetchall(
-        f"SELECT {_COLUMNS} FROM inbound WHERE status = 'pending' AND id > ? ORDER BY id LIMIT ?",
-        (after, limit),
-    )
+        f"SELECT {_COLUMNS} FROM inbound WHERE status = 'pending' AND raw_of = ? AND id > ?"
+        " ORDER BY id", (row.delivery, row.id))
     return [_row(r) for r in rows]
 
 
@@ -105,7 +148,8 @@ async def finish(
 
 async def quarantined(db: Db) -> list[dict[str, object]]:
     rows = await db.execute_fetchall(
-        "SELECT id, received_at, source, mail_from, inbox, message_id, reason, length(raw)"
+        "SELECT id, received_at, source, mail_from, inbox, message_id, reason,"
+        " length(coalesce((SELECT s.raw FROM inbound s WHERE s.id = inbound.raw_of), raw))"
         " FROM inbound WHERE status = 'quarantined' ORDER BY id"
     )
     keys = ("id", "received_at", "source", "mail_from", "inbox", "message_id", "reason", "size")

@@ -18,6 +18,7 @@ class OutboxRow:
     message_id: str
     raw: bytes
     attempts: int
+    case_id: int | None = None
 
 
 async def enqueue(
@@ -44,15 +45,25 @@ async def enqueue(
 
 async def due(db: Db, now: str, limit: int = 50) -> list[OutboxRow]:
     rows = await db.execute_fetchall(
-        "SELECT id, purpose, mail_from, rcpt_to, message_id, raw, attempts FROM outbox"
+        "SELECT id, purpose, mail_from, rcpt_to, message_id, raw, attempts, case_id FROM outbox"
         " WHERE status = 'pending' AND next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT ?",
         (now, limit),
     )
     return [
-        OutboxRow(int(r[0]), str(r[1]), str(r[2]), tuple(json.loads(r[3])), str(r[4]),
-                  bytes(r[5]), int(r[6]))
+        OutboxRow(int(r[0]), str(r[1]), str(r[2]), _recipients(r[3]), str(r[4]),
+                  bytes(r[5]), int(r[6]), None if r[7] is None else int(r[7]))
         for r in rows
     ]
+
+
+def _recipients(text: str) -> tuple[str, ...]:
+    """The JSON list of recipients; a row that holds anything else has none, and the sender
+    fails it with that reason rather than stop on it."""
+    try:
+        found = json.loads(text)
+    except (TypeError, ValueError):
+        return ()
+    return tuple(str(a) for a in found) if isinstance(found, list) else ()
 
 
 async def next_attempt(db: Db) -> str | None:

@@ -1,6 +1,17 @@
 """PGP around the pipeline: open what comes in, learn reporters' keys, seal what goes out,
 and the PGP proof that a command mail is staff's.
 
+Reporters' keys are never pinned from a claim: anyone can write a From: line and attach a
+key whose user ID names someone else. A key offered in a mail is bound only to the case that
+mail opened (or to a case that has none yet, by an answer to our mail on it), and becomes
+the address's key for every case only after a round trip: from that address, signed by that
+key, the reporter answers a mail we sent them on that case encrypted to that key. A
+confirmed key, and a case's key, is replaced only by a mail signed by it. See `remember`.
+
+Every outgoing mail to a reporter goes through one decision, `Sealer.__call__`: encrypted
+to the key on file; or, when that fails or there is none, withheld if the policy requires
+encryption for that kind of mail (staff are told why), else sent in clear.
+
 The gpg calls of the parse stage run in the worker's thread; sealing happens while a mail is
 queued, in a thread of its own (`asyncio.to_thread`), never on the event loop.
 """
@@ -10,7 +21,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from datetime import datetime
 
 from mailbot.clock import iso
 from mailbot.config import Config, InboxConfig
@@ -24,10 +36,12 @@ from mailbot.mail.pgp import (
 )
 from mailbot.models import ParsedMail
 from mailbot.store import Db
+from mailbot.store import cases as case_q
 from mailbot.store import keys as keys_q
 
 log = logging.getLogger(__name__)
 
+# Answers the bytes to send (sealed, or clear), or None: withheld (see `Sealer`).
 Seal = Callable[[bytes], Awaitable[bytes | None]]
 
 
@@ -78,48 +92,135 @@ class Crypto:
 
     # -- in the transaction --
 
-    async def remember(self, db: Db, address: str, fingerprint: str, opened: Opened,
-                       at: datetime, inbound_id: int) -> bool:
-        """Record the sender's key. A known address keeps its key unless the mail that
-        offers another is signed by the known one: anyone can forge a From: line."""
-        known = await keys_q.key_of(db, address)
-        if known == fingerprint:
-            return False
-        if known is not None and not (opened.signature == "good" and opened.signer == known):
-            log.warning("inbound %d: a new key for %s not taken (not signed by the known key)",
-                        inbound_id, address)
-            return False
-        await keys_q.remember(db, address, fingerprint, at=iso(at), inbound_id=inbound_id)
-        return True
-
-    def staff_signed(self, address: str, opened: Opened, now: datetime,
-                     window: timedelta) -> bool:
-        """A good signature over the whole mail by this staff member's configured key,
-        made within the replay window (an old signed mail replayed proves nothing)."""
-        staff = next((s for s in self.config.staff if s.address.lower() == address.lower()),
-                     None)
-        return bool(
-            staff is not None and staff.pgp_fingerprint and opened.signature == "good"
-            and opened.signer == staff.pgp_fingerprint and opened.whole
-            and opened.signed_at is not None and abs(now - opened.signed_at) <= window
-        )
-
-    def sealer(self, inbox: InboxConfig, fingerprint: str | None, ref: str) -> Seal | None:
-        """Seal a mail to `fingerprint`, signed by the inbox key; None: no key, send clear.
-        The seal answers None when gpg cannot encrypt to the key (expired since)."""
-        gpg = self.gpg
-        if gpg is None or fingerprint is None:
+    async def remember(self, db: Db, *, case_id: int, kind: str, mail: ParsedMail,
+                       opened: Opened, offered: str | None, at: datetime,
+                       inbound_id: int) -> str | None:
+        """Bind the key a reporter's mail offers, and confirm a case's key by a round trip
+        (see the module's docstring); a line for staff when a key was taken or refused."""
+        address = mail.from_addr
+        if kind not in ("report", "follow-up") or not address:
             return None
+        pinned = await keys_q.pinned_key(db, address)
+        signed_by = opened.signer if opened.signature == "good" else None
+        answers = kind == "follow-up" and await keys_q.answers_our_mail(
+            db, case_id, address, (*mail.in_reply_to, *mail.references))
+        note = None
+        if offered and pinned and offered != pinned.fingerprint:
+            if signed_by != pinned.fingerprint:
+                log.warning("inbound %d: a new key for %s not taken (not signed by the "
+                            "confirmed key)", inbound_id, address)
+                return (f"PGP: the key {offered} offered in this mail was NOT taken: "
+                        f"{address} has the confirmed key {pinned.fingerprint}, and only a "
+                        "mail signed by that key may replace it")
+            await keys_q.remember(db, address, offered, at=iso(at), inbound_id=inbound_id,
+                                  how=f"replaced on {await _ref(db, case_id)} by a mail signed "
+                                      "by the previous key")
+            note = f"PGP: {address}'s key is now {offered} (signed by the previous key)"
+        current = await keys_q.case_key(db, case_id, address)
+        if offered and offered != current and (pinned is None or offered == pinned.fingerprint
+                                               or note):
+            # A case's key is set by the mail that opened it, or by an answer to our mail
+            # while the case has none; once set, only a mail it signed replaces it.
+            if kind == "report" or (current is None and answers) or (
+                    current is not None and signed_by == current):
+                await keys_q.set_case_key(db, case_id, address, offered, at=iso(at),
+                                          inbound_id=inbound_id)
+                current = offered
+                note = note or (f"PGP: key {offered} offered by {address}: used for this case "
+                                "only, until the reporter answers our mail signed by it")
+            elif note is None:
+                note = (f"PGP: the key {offered} offered in this mail was NOT taken: the mail "
+                        "did not open this case, and is neither signed by the case's key "
+                        f"({current}) nor, where there is none, an answer to our mail")
+        if (answers and signed_by and signed_by == current and pinned is None
+                and await self._answers_sealed(db, case_id, mail)):
+            await keys_q.remember(db, address, signed_by, at=iso(at), inbound_id=inbound_id,
+                                  how=f"confirmed on {await _ref(db, case_id)}: the reporter "
+                                      "answered our mail, signed by it")
+            note = f"PGP: key {signed_by} confirmed for {address} (a signed answer)"
+        return note
 
-        async def seal(raw: bytes) -> bytes | None:
-            try:
-                return await asyncio.to_thread(gpg.seal, raw, [fingerprint], inbox.pgp_key,
-                                               f"[{ref}] ...")
-            except (PgpError, OSError) as e:
-                log.warning("%s: cannot encrypt to %s: %s", ref, fingerprint, e)
-                return None
+    async def _answers_sealed(self, db: Db, case_id: int, mail: ParsedMail) -> bool:
+        """The mail answers one we sent to its sender encrypted to the case's key (sent
+        after the key was bound): a Message-ID that leaked before cannot confirm a key."""
+        bound = await keys_q.case_key_since(db, case_id, mail.from_addr)
+        return bound is not None and bound[1] is not None and await keys_q.answers_our_mail(
+            db, case_id, mail.from_addr, (*mail.in_reply_to, *mail.references),
+            encrypted_after=bound[1])
 
-        return seal
+    async def reporter_key(self, db: Db, case_id: int, address: str) -> KeyChoice:
+        """The key a mail to this reporter on this case is encrypted to: the address's
+        confirmed key, else the key bound to this case, else none."""
+        pinned = await keys_q.pinned_key(db, address)
+        if pinned is not None:
+            return KeyChoice(pinned.fingerprint, pinned.how or "confirmed")
+        fpr = await keys_q.case_key(db, case_id, address)
+        if fpr is not None:
+            return KeyChoice(fpr, "offered on this case, not yet confirmed by a signed answer")
+        return KeyChoice(None, "no key of the reporter is known")
+
+    def sealer(self, inbox: InboxConfig, fingerprint: str | None, ref: str, *,
+               required: bool = False) -> Sealer:
+        """The one decision for a mail to `fingerprint`'s owner (see `Sealer`)."""
+        return Sealer(self.gpg, inbox, fingerprint, ref, required)
+
+
+@dataclass(frozen=True, slots=True)
+class KeyChoice:
+    fingerprint: str | None
+    why: str  # how it came to be the key, in words for staff
+
+    def line(self) -> str:
+        """What staff read in a notification or transcript."""
+        if self.fingerprint is None:
+            return "PGP: mail to the reporter goes in clear: no key of theirs is known"
+        return f"PGP: mail to the reporter is encrypted to {self.fingerprint} ({self.why})"
+
+
+class Sealer:
+    """Encrypt, withhold or send in clear: one decision for every outgoing kind.
+
+    Called with the built mail, it answers the bytes to send, or None: withheld, with the
+    reason in `withheld`. A mail whose kind the policy requires encrypted is withheld when
+    there is no key or gpg cannot encrypt to it (expired, revoked, unusable, gpg failed);
+    any other goes in clear then, and `clear_reason` says why when a key was on file.
+    """
+
+    def __init__(self, gpg: Gpg | None, inbox: InboxConfig, fingerprint: str | None, ref: str,
+                 required: bool) -> None:
+        self.gpg, self.inbox, self.fingerprint, self.ref = gpg, inbox, fingerprint, ref
+        self.required = required
+        self.withheld: str | None = None
+        self.clear_reason: str | None = None
+        self.encrypted_to: str | None = None
+
+    async def __call__(self, raw: bytes) -> bytes | None:
+        gpg, fpr = self.gpg, self.fingerprint
+        if fpr is None:
+            return self._fallback(raw, "no key of the recipient is known")
+        if gpg is None:
+            return self._fallback(raw, f"cannot encrypt to {fpr}: gpg cannot run here")
+        try:
+            sealed = await asyncio.to_thread(gpg.seal, raw, [fpr], self.inbox.pgp_key,
+                                             f"[{self.ref}] ...")
+        except (PgpError, OSError) as e:
+            log.warning("%s: cannot encrypt to %s: %s", self.ref, fpr, e)
+            return self._fallback(raw, f"cannot encrypt to {fpr}: {e}")
+        self.encrypted_to = fpr
+        return sealed
+
+    def _fallback(self, raw: bytes, why: str) -> bytes | None:
+        if self.required:
+            self.withheld = why
+            return None
+        if self.fingerprint is not None:
+            self.clear_reason = why
+        return raw
+
+
+async def _ref(db: Db, case_id: int) -> str:
+    case = await case_q.get_by_id(db, case_id)
+    return str(case["ref"]) if case else f"case {case_id}"
 
 
 def note(opened: Opened) -> str | None:

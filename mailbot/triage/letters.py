@@ -42,16 +42,19 @@ async def queue(
     at: datetime,
     seal: Seal | None = None,
 ) -> Queued:
-    """Queue `mail` once per purpose and record it on its case; `seal` encrypts it.
+    """Queue `mail` once per purpose and record it on its case; `seal` encrypts it, or
+    withholds it (answers None: nothing is queued; the seal says why).
 
     Notifications are not recorded as case messages (they repeat the mail they announce,
     once per staff member); their Message-ID still threads replies to the case.
     """
     raw = build(mail)
-    sealed = await seal(raw) if seal is not None else None
+    sent = await seal(raw) if seal is not None else raw
+    if sent is None:  # withheld: never sent in clear instead
+        return Queued(purpose, None)
     outbox_id = await outbox_q.enqueue(
         db, purpose=purpose, case_id=case_id, created_at=iso(at), mail_from=envelope_from,
-        rcpt_to=mail.to, message_id=mail.message_id, raw=sealed or raw,
+        rcpt_to=mail.to, message_id=mail.message_id, raw=sent,
     )
     if outbox_id is not None and case_id is not None and kind == "notification":
         await case_q.remember_message_ids(db, case_id, [mail.message_id])
@@ -60,7 +63,7 @@ async def queue(
             db, case_id=case_id, direction="out", kind=kind, sender=envelope_from,
             recipients=mail.to, message_id=mail.message_id, subject=mail.subject,
             date=iso(at), body=mail.text, new_text=mail.text, outbox_id=outbox_id,
-            encrypted=sealed is not None,
+            encrypted=sent != raw,
         )
     return Queued(purpose, outbox_id)
 

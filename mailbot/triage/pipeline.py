@@ -34,9 +34,9 @@ from mailbot.store import inbound as inbound_q
 from mailbot.store import keys as keys_q
 from mailbot.store import notices as notices_q
 from mailbot.store.inbound import InboundRow
-from mailbot.triage import actions, assessing, commands, letters, policy_commands
+from mailbot.triage import actions, assessing, commands, letters, lists, policy_commands
 from mailbot.triage.auth import CaseFacts, Kind, named_ids, speaker
-from mailbot.triage.crypto import Crypto, Seal, note
+from mailbot.triage.crypto import Crypto, KeyChoice, Sealer, note
 from mailbot.triage.threads import find_case
 
 log = logging.getLogger(__name__)
@@ -82,6 +82,20 @@ class Prepared:
     opened: Opened = _AS_RECEIVED  # what PGP made of it (parse always sets it)
     offered_key: str | None = None  # the fingerprint of a key it offered for its sender
     failure: str | None = None  # a reason to quarantine found before the transaction
+    via: lists.Via | None = None  # the mailing list it came through (and is not bulk of)
+
+
+def _deliveries(
+    items: Sequence[tuple[InboundRow, Prepared]]
+) -> list[list[tuple[InboundRow, Prepared]]]:
+    """Consecutive rows of one delivery (several addressed inboxes) grouped, in order."""
+    groups: list[list[tuple[InboundRow, Prepared]]] = []
+    for item in items:
+        if groups and groups[-1][0][0].delivery == item[0].delivery:
+            groups[-1].append(item)
+        else:
+            groups.append([item])
+    return groups
 
 
 class _TakenElsewhere(Exception):
@@ -138,11 +152,13 @@ class Pipeline:
             # From: is not one plain address: what mail systems read there is anyone's
             # guess, so a case is answered at the envelope sender only (never staff).
             mail = replace(mail, from_addr=envelope_address(row.mail_from), from_name="")
+        # List mail: ours, a report through another's list, or bulk (triage/lists.py).
+        mail, via = lists.resolve(mail, self._inbox(row), self.config)
         dkim = _UNSIGNED
         if (mail.from_addr and not mail.from_problem and self.config.is_staff(mail.from_addr)
                 and "dkim" in self._inbox(row).staff_auth):
             dkim = verify(row.raw, self.dkim_dns)
-        return Prepared(mail, dkim, opened, offered, failure)
+        return Prepared(mail, dkim, opened, offered, failure, via)
 
     def parse_all(self, rows: Sequence[InboundRow]) -> list[Prepared]:
         """Each row parsed, in order. PGP mail waits on gpg processes: several of those run
@@ -169,12 +185,13 @@ class Pipeline:
         Optimistic: if any mail raises, the whole batch is rolled back and each mail is then
         processed in a transaction of its own, where a failure quarantines that mail alone.
         """
-        if len(items) > 1:
+        groups = _deliveries(items)
+        if len(groups) > 1:
             done: list[Outcome] = []
             try:
                 async with self.store.write() as db:
-                    for row, p in items:
-                        done.append(await self._apply(db, row, p, await self._decide(db, row, p)))
+                    for group in groups:
+                        done += await self._decide_and_apply(db, group)
                         if self.store.intake_waiting and len(done) < len(items):
                             break  # a sender waits for its 250: commit this much, let it in
             except TransientError:
@@ -185,7 +202,40 @@ class Pipeline:
                 if len(done) < len(items):
                     return done + await self.process_batch(items[len(done):])
                 return done
-        return [await self.process(row, p) for row, p in items]
+        return [o for group in groups for o in await self._process_delivery(group)]
+
+    async def _decide_and_apply(
+        self, db: Db, group: Sequence[tuple[InboundRow, Prepared]]
+    ) -> list[Outcome]:
+        """The rows of one delivery (one per addressed inbox) are all decided before any is
+        applied: each inbox decides as if the mail had come to it alone, and the case the
+        first opens can neither make the second a duplicate nor take it in. Two that thread
+        onto the same case (a reply citing one case, sent to both inboxes) land there once."""
+        decisions: list[Decision] = []
+        first = group[0][0].id
+        for row, p in group:
+            d = await self._decide(db, row, p)
+            if d.case_id is not None and any(e.case_id == d.case_id for e in decisions):
+                d = Decision(Disposition.IGNORE, f"the same delivery as inbound {first}, on"
+                                                 f" {d.case['ref'] if d.case else 'its case'}")
+            decisions.append(d)
+        return [await self._apply(db, row, p, d)
+                for (row, p), d in zip(group, decisions, strict=True)]
+
+    async def _process_delivery(
+        self, group: Sequence[tuple[InboundRow, Prepared]]
+    ) -> list[Outcome]:
+        """One delivery in one transaction; should it raise, each row on its own."""
+        if len(group) > 1:
+            try:
+                async with self.store.write() as db:
+                    return await self._decide_and_apply(db, group)
+            except TransientError:
+                raise
+            except Exception:
+                log.info("inbound %d: its %d inboxes rolled back; processing one by one",
+                         group[0][0].id, len(group))
+        return [await self.process(row, p) for row, p in group]
 
     async def process(self, row: InboundRow, prepared: Prepared | None = None) -> Outcome:
         """Process one inbound row; never raises for a problem of the mail itself."""
@@ -252,7 +302,8 @@ class Pipeline:
                 return Decision(Disposition.IGNORE, who.reason)
             return Decision(Disposition.OPEN)
         # Recorded on its case; machine mail is never answered and never reopens it.
-        return Decision(Disposition.APPEND, who.reason, case, who.kind, who.trusted)
+        return Decision(Disposition.APPEND, lists.noted(who.reason, prepared.via), case,
+                        who.kind, who.trusted)
 
     async def _apply(
         self, db: Db, row: InboundRow, prepared: Prepared, decision: Decision
@@ -295,18 +346,19 @@ class Pipeline:
             first_response_due=iso(due.first_response_due),
             resolution_due=iso(due.resolution_due),
         ))
-        await self._record(db, case_id, row, prepared, "report", trusted=True)
+        key_note = await self._record(db, case_id, row, prepared, "report", trusted=True)
         await case_q.add_event(
             db, case_id, at=iso(now), actor=mail.from_addr, action="opened", new=ref,
             detail=f"first response due {iso(due.first_response_due)}",
         )
-        remarks = await self._pgp_remarks(db, case_id, pgp, now)
+        remarks = await self._pgp_remarks(db, case_id, pgp, now) + ([key_note] if key_note else [])
+        if prepared.via is not None:
+            remarks += await lists.record(db, case_id, prepared.via, mail.from_addr, now)
         remarks += await assessing.on_mail(db, case_id=case_id, inbox=inbox, policy=policy,
                                            language=language, mail=mail, at=now, opened=True)
         hour_ago = iso(received - timedelta(hours=1))
         limits = self.config.limits
         facts = await case_q.ack_facts(db, mail.from_addr, hour_ago, limits.acks_per_hour)
-        key = facts.key
         flood = (f"{facts.by_reporter} cases from this sender in the last hour"
                  if facts.by_reporter > limits.acks_per_sender_per_hour else None)
         if flood is None and facts.acks >= limits.acks_per_hour:
@@ -331,16 +383,21 @@ class Pipeline:
             ),
             now,
         )
-        seal = self.crypto.sealer(inbox, key, ref)
         acked = 0
-        if seal is None and "ack" in policy.require_encryption:
-            remarks.append(await self._withhold(db, case_id, "acknowledgement", now))
+        if prepared.via is not None and prepared.via.quiet:
+            await case_q.add_event(db, case_id, at=iso(now), actor="mailbot",
+                                   action="acknowledgement withheld", detail=prepared.via.why)
         else:
+            choice = await self.crypto.reporter_key(db, case_id, mail.from_addr)
+            seal = self.crypto.sealer(inbox, choice.fingerprint, ref,
+                                      required="ack" in policy.require_encryption)
             queued = await letters.queue(
                 db, purpose=f"ack:{ref}", case_id=case_id, kind="ack", mail=ack,
                 envelope_from=inbox.address, at=now, seal=seal,
             )
             acked = int(queued.outbox_id is not None)
+            remarks.append(await self._sealing_note(db, case_id, "acknowledgement", choice,
+                                                    seal, now))
         view = letters.CaseView(ref, subject, "new", mail.from_addr, mail.from_name or None,
                                 due.first_response_due, due.resolution_due)
         notified = await self._notify(db, row, inbox, case_id, view, mail, "new", now, remarks)
@@ -355,16 +412,20 @@ class Pipeline:
         remark = note(pgp)
         return [f"PGP: {remark}"] if remark else []
 
-    async def _reporter_seal(self, db: Db, inbox: InboxConfig, reporter: str,
-                             ref: str) -> Seal | None:
-        return self.crypto.sealer(inbox, await keys_q.key_of(db, reporter), ref)
-
-    async def _withhold(self, db: Db, case_id: int, what: str, now: datetime) -> str:
-        reason = (f"{what} NOT sent: the policy requires encryption and no key of the "
-                  "reporter is known")
-        await case_q.add_event(db, case_id, at=iso(now), actor="mailbot",
-                               action=f"{what} withheld", detail=reason)
-        return reason
+    async def _sealing_note(self, db: Db, case_id: int, what: str, choice: KeyChoice,
+                            seal: Sealer, now: datetime) -> str:
+        """What staff are told of a mail to the reporter: the key it was encrypted to, or
+        why it went in clear, or why it was withheld (then also an event)."""
+        if seal.withheld:
+            reason = (f"{what} NOT sent: the policy requires encryption and {seal.withheld}")
+            await case_q.add_event(db, case_id, at=iso(now), actor="mailbot",
+                                   action=f"{what} withheld", detail=reason)
+            return reason
+        if seal.clear_reason:
+            await case_q.add_event(db, case_id, at=iso(now), actor="mailbot",
+                                   action=f"{what} sent in clear", detail=seal.clear_reason)
+            return f"{what} sent in CLEAR: {seal.clear_reason}"
+        return choice.line()
 
     async def _append(
         self, db: Db, row: InboundRow, prepared: Prepared, decision: Decision, now: datetime
@@ -372,12 +433,16 @@ class Pipeline:
         assert decision.case is not None
         mail = prepared.mail
         case_id, ref = int(decision.case["id"]), str(decision.case["ref"])
-        await self._record(db, case_id, row, prepared, decision.kind, trusted=decision.trusted)
+        key_note = await self._record(db, case_id, row, prepared, decision.kind,
+                                      trusted=decision.trusted)
         await case_q.add_event(
             db, case_id, at=iso(now), actor=mail.from_addr or "(unknown)",
             action=decision.kind, detail=decision.reason,
         )
         remarks = await self._pgp_remarks(db, case_id, prepared.opened, now)
+        remarks += [key_note] if key_note else []
+        if decision.kind == "follow-up":
+            remarks.append((await self.crypto.reporter_key(db, case_id, mail.from_addr)).line())
         if decision.kind is Kind.FOLLOW_UP:  # the reporter's new text: the triage help anew
             remarks += await assessing.on_mail(
                 db, case_id=case_id, inbox=self._inbox(row), policy=self._policy(self._inbox(row)),
@@ -444,14 +509,20 @@ class Pipeline:
                 update = letters.reporter_update(
                     self.templates, inbox, policy, case, applied.reporter_news,
                     applied.reply_text, thread, now)
-                seal = await self._reporter_seal(db, inbox, case["reporter"], case["ref"])
-                if seal is None and "update" in policy.require_encryption:
-                    remarks.append(await self._withhold(db, int(case["id"]), "update", now))
+                if listed := await lists.unanswerable(db, self.config, int(case["id"]),
+                                                      case["reporter"]):
+                    remarks.append(listed)
                 else:
+                    choice = await self.crypto.reporter_key(db, int(case["id"]),
+                                                            case["reporter"])
+                    seal = self.crypto.sealer(inbox, choice.fingerprint, case["ref"],
+                                              required="update" in policy.require_encryption)
                     q = await letters.queue(db, purpose=f"reporter:{row.id}",
                                             case_id=int(case["id"]), kind="reply", mail=update,
                                             envelope_from=inbox.address, at=now, seal=seal)
                     queued += q.outbox_id is not None
+                    remarks.append(await self._sealing_note(db, int(case["id"]), "update",
+                                                            choice, seal, now))
         notice = letters.transcript(self.templates, inbox, str(case["ref"]), mail.from_addr,
                                     mail, errors, done, bool(queued), now, remarks)
         q = await letters.queue(db, purpose=f"transcript:{row.id}", case_id=int(case["id"]),
@@ -479,14 +550,15 @@ class Pipeline:
             first_response_due=datetime.fromisoformat(fresh["first_response_due"]),
             resolution_due=datetime.fromisoformat(fresh["resolution_due"]),
             key_fingerprint=inbox.pgp_key, key_url=self.config.security_txt.encryption)
-        seal = await self._reporter_seal(db, inbox, applied.new_reporter, fresh["ref"])
-        if seal is None and "ack" in policy.require_encryption:
-            remarks.append(await self._withhold(db, int(case["id"]), "acknowledgement", now))
-            return 0
+        choice = await self.crypto.reporter_key(db, int(case["id"]), applied.new_reporter)
+        seal = self.crypto.sealer(inbox, choice.fingerprint, fresh["ref"],
+                                  required="ack" in policy.require_encryption)
         queued = await letters.queue(
             db, purpose=f"ack-for:{fresh['ref']}:{row.id}", case_id=int(case["id"]), kind="ack",
             mail=letters.acknowledgement(self.templates, inbox, policy, facts, now),
             envelope_from=inbox.address, at=now, seal=seal)
+        remarks.append(await self._sealing_note(db, int(case["id"]), "acknowledgement", choice,
+                                                seal, now))
         return int(queued.outbox_id is not None)
 
     async def _notify(
@@ -543,8 +615,9 @@ class Pipeline:
     async def _record(
         self, db: Db, case_id: int, row: InboundRow, prepared: Prepared, kind: str, *,
         trusted: bool,
-    ) -> None:
-        """The message on its case, and the key it offered for its sender."""
+    ) -> str | None:
+        """The message on its case, and the key it offered for its sender (a line for
+        staff when a key was taken or refused)."""
         mail, pgp = prepared.mail, prepared.opened
         await case_q.add_message(
             db, case_id=case_id, direction="in", kind=kind, sender=mail.from_addr,
@@ -554,9 +627,12 @@ class Pipeline:
             encrypted=pgp.encrypted, signature=pgp.signature, signer=pgp.signer,
             readable=pgp.readable,
         )
-        if prepared.offered_key and mail.from_addr:
-            await self.crypto.remember(db, mail.from_addr, prepared.offered_key, pgp,
-                                       self.clock(), row.id)
+        key_note = await self.crypto.remember(
+            db, case_id=case_id, kind=kind, mail=mail, opened=pgp,
+            offered=prepared.offered_key, at=self.clock(), inbound_id=row.id)
+        if key_note:
+            await case_q.add_event(db, case_id, at=iso(self.clock()), actor="mailbot",
+                                   action="pgp key", detail=key_note)
         if pgp.sig_id and pgp.signature == "good" and kind == Kind.STAFF:
             # Spent only when it proved a command: a copy sent ahead to another case
             # (refused there) must not make the genuine mail look like its replay.
@@ -565,6 +641,7 @@ class Pipeline:
         # mail it answers), never anyone else's: see store.cases.case_of_message_ids.
         await case_q.remember_citations(db, case_id, mail.from_addr,
                                         mail.in_reply_to + mail.references)
+        return key_note
 
     def _inbox(self, row: InboundRow) -> InboxConfig:
         return self.config.inbox(row.inbox)

@@ -271,13 +271,16 @@ def test_compression_bomb_is_cut_off(pgp_client: Client, monkeypatch: pytest.Mon
         kill_agent(home)
 
 
-def test_deeply_nested_mail_is_no_pgp_and_no_crash(gpg: Gpg) -> None:
+def test_deeply_nested_pgp_beyond_the_limits_is_marked_unreadable(gpg: Gpg) -> None:
+    """PGP nested past the parse limits is not looked for, yet the mail, which shows no
+    text, never passes as an empty clear mail (issue 14)."""
     nested = b"".join(f'Content-Type: multipart/mixed; boundary="b{i}"\r\n\r\n--b{i}\r\n'.encode()
                       for i in range(3000))
     raw = (b"From: a@example.net\r\nSubject: deep\r\nMIME-Version: 1.0\r\n" + nested
            + b"Content-Type: application/pgp-encrypted\r\n\r\nVersion: 1\r\n")
     opened = gpg.open_mail(raw)
-    assert (opened.raw, opened.encrypted) == (raw, False)
+    assert (opened.raw, opened.encrypted, opened.readable) == (raw, True, False)
+    assert opened.error and "beyond the limits" in opened.error
 
 
 def test_verdict_keeps_the_signature_id() -> None:
