@@ -24,7 +24,9 @@ from mailbot.config import Config, load_config
 from mailbot.errors import ConfigErrors, MailbotError
 from mailbot.models import CaseState
 from mailbot.store import Db, Store
+from mailbot.store import assessments as assess_q
 from mailbot.store import cases as case_q
+from mailbot.store import disclosures as disclosures_q
 from mailbot.store import inbound as inbound_q
 
 log = logging.getLogger("mailbot")
@@ -203,6 +205,11 @@ def _parser() -> argparse.ArgumentParser:
     sp = add("status", _status, "what the sender and each IMAP watcher are doing (as the "
              "database shows it)")
     sp.add_argument("--json", action="store_true", help="the IMAP watchers, machine-readable")
+    sp = add("hall-of-fame", _hall_of_fame, "print the public acknowledgements page: credited "
+             "reporters of disclosed cases, as they chose to be named")
+    sp.add_argument("--inbox", help="only this inbox")
+    sp.add_argument("--format", choices=["md", "html"], default="md",
+                    help="Markdown (default) or HTML")
     return p
 
 
@@ -531,9 +538,11 @@ async def _show(args: argparse.Namespace, config: Config) -> int:
                 return 1
             messages = await case_q.messages(db, case["id"])
             events = await case_q.events(db, case["id"])
+            assessment = await assess_q.get(db, case["id"])
     finally:
         await store.close()
-    data = _case_json(case) | {"messages": messages, "events": events}
+    data = _case_json(case) | {"messages": messages, "events": events,
+                               "assessment": assessment}
     if args.json:
         print(json.dumps(data, indent=2, ensure_ascii=False))
         return 0
@@ -541,6 +550,8 @@ async def _show(args: argparse.Namespace, config: Config) -> int:
     for key, value in _case_json(case).items():
         if value is not None:
             print(f"{key + ':':<20} {_local(config, inbox, value)}")
+    for line in _assessment_lines(assessment):
+        print(line)
     for m in messages:
         arrow = "<-" if m["direction"] == "in" else "->"
         trust = "" if m["trusted"] else " [untrusted]"
@@ -557,6 +568,18 @@ async def _show(args: argparse.Namespace, config: Config) -> int:
         print(f"  {_local(config, inbox, e['at'])} {e['actor']}: {e['action']}{change}"
               + (f" ({e['detail']})" if e["detail"] else ""))
     return 0
+
+
+def _assessment_lines(a: dict[str, Any] | None) -> list[str]:
+    """The triage help in `show`'s text form: hosts by scope, classes, duplicates."""
+    if not a:
+        return []
+    lines = [f"{'hosts ' + k.replace('_', ' ') + ':':<20} {', '.join(v)}"
+             for k, v in a["hosts"].items() if v]
+    lines += [f"{'out-of-scope class:':<20} {c['id']} ({c['score']}): {c['clause']}"
+              for c in a["out_of_scope_classes"]]
+    lines += [f"{'likely duplicate:':<20} {d['ref']} ({d['why']})" for d in a["duplicates"]]
+    return lines
 
 
 async def _attachments(args: argparse.Namespace, config: Config) -> int:
@@ -625,6 +648,29 @@ def _local(config: Config, inbox: str, value: Any) -> Any:
 
 def _case_json(case: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in case.items() if k != "id"}
+
+
+async def _hall_of_fame(args: argparse.Namespace, config: Config) -> int:
+    from zoneinfo import ZoneInfo
+
+    from mailbot.mail.render import Templates
+    from mailbot.triage import credits
+
+    if args.inbox and args.inbox not in {i.name for i in config.inboxes}:
+        print(f"error: no inbox {args.inbox}", file=sys.stderr)
+        return 1
+    policy = config.policies[(config.inbox(args.inbox) if args.inbox else config.inboxes[0]).policy]
+    today = system_clock().astimezone(ZoneInfo(policy.timezone)).date().isoformat()
+    store = await _open(config)
+    try:
+        async with store.read() as db:
+            rows = await disclosures_q.hall_of_fame(db, today, args.inbox)
+    finally:
+        await store.close()
+    found = credits.entries(rows)
+    print(credits.html(Templates(), found) if args.format == "html" else credits.markdown(found),
+          end="")
+    return 0
 
 
 async def _quarantine(args: argparse.Namespace, config: Config) -> int:

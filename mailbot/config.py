@@ -21,6 +21,7 @@ import holidays
 
 from mailbot.errors import ConfigError, ConfigErrors
 from mailbot.sla import Duration, Unit, parse_duration
+from mailbot.triage.catalogue import CATALOGUE, OutOfScopeClass
 
 DEFAULT_PATH = Path("config/mailbot.toml")
 ENV_VAR = "MAILBOT_CONFIG"
@@ -80,6 +81,24 @@ ENCRYPTABLE_KINDS = ("ack", "update")
 
 
 @dataclass(frozen=True, slots=True)
+class ScopeConfig:
+    """What a policy says is in and out of scope, its rewards and credit (issue 17)."""
+
+    in_scope: tuple[str, ...] = ()  # hosts, `*.domain` wildcards, CIDR ranges
+    products: tuple[str, ...] = ()  # the in_scope entries that are product names
+    out_of_scope_hosts: tuple[str, ...] = ()  # win over in_scope
+    out_of_scope: tuple[str, ...] = ()  # class ids (the catalogue and `classes`)
+    classes: Mapping[str, OutOfScopeClass] = field(default_factory=dict)  # the config's own
+    same_codebase: tuple[tuple[str, ...], ...] = ()  # sister sites: one flaw, one report
+    rewards: Mapping[str, str] = field(default_factory=dict)  # severity -> reward
+    policy_url: str | None = None
+
+    @property
+    def catalogue(self) -> Mapping[str, OutOfScopeClass]:
+        return {**CATALOGUE, **self.classes}
+
+
+@dataclass(frozen=True, slots=True)
 class PolicyConfig:
     name: str
     timezone: str = "Europe/Amsterdam"
@@ -93,6 +112,7 @@ class PolicyConfig:
     update_every: Duration | None = None  # the reporter hears from us at least this often
     # Reporter mail of these kinds goes encrypted or not at all (staff are told instead).
     require_encryption: tuple[str, ...] = ()
+    scope: ScopeConfig = ScopeConfig()
 
 
 @dataclass(frozen=True, slots=True)
@@ -604,7 +624,8 @@ class _Reader:
         k = f"policy.{name}"
         t = self.table(raw, k, {"timezone", "holidays", "workdays", "business_hours",
                                 "first_response", "resolution", "warn_before",
-                                "breach_after", "update_every", "require_encryption"})
+                                "breach_after", "update_every", "require_encryption",
+                                *SCOPE_KEYS})
         base = PolicyConfig(name=name)
         tz = self.get(t, f"{k}.timezone", str, base.timezone)
         try:
@@ -641,7 +662,72 @@ class _Reader:
             update_every=(self.duration(t, f"{k}.update_every", parse_duration("14 days"))
                           if "update_every" in t else None),
             require_encryption=self.kinds(t, f"{k}.require_encryption"),
+            scope=self.scope(t, k),
         )
+
+    def scope(self, t: Mapping[str, Any], k: str) -> ScopeConfig:
+        """The triage keys of a policy: scope, out-of-scope classes, rewards."""
+        def strings(key: str) -> tuple[str, ...]:
+            values: list[Any] = self.get(t, f"{k}.{key}", list, [])
+            if not all(isinstance(v, str) and v.strip() for v in values):
+                self.error(f"{k}.{key}", "must be a list of non-empty strings")
+                return ()
+            return tuple(v.strip() for v in values)
+
+        entries = strings("in_scope")
+        hosts = tuple(e for e in entries if _is_scope_host(e))
+        for e in (*hosts, *strings("out_of_scope_hosts")):
+            if "/" in e and not _is_network(e):
+                self.error(f"{k}.in_scope", f"{e!r} is not a CIDR range like 203.0.113.0/24")
+        own: dict[str, Any] = self.get(t, f"{k}.classes", dict, {})
+        classes = {cid: c for cid, raw in own.items()
+                   if (c := self.own_class(f"{k}.classes.{cid}", cid, raw))}
+        known = {**CATALOGUE, **classes}
+        out = strings("out_of_scope")
+        unknown = [c for c in out if c not in known]
+        if unknown:
+            self.error(f"{k}.out_of_scope", f"unknown class {', '.join(unknown)}; the "
+                       f"catalogue has: {', '.join(CATALOGUE)} (add your own under classes)")
+        groups: list[Any] = self.get(t, f"{k}.same_codebase", list, [])
+        if not all(isinstance(g, list) and all(isinstance(h, str) for h in g) for g in groups):
+            self.error(f"{k}.same_codebase", "must be a list of lists of host names")
+            groups = []
+        rewards: dict[str, Any] = self.get(t, f"{k}.rewards", dict, {})
+        bad = [s for s, v in rewards.items()
+               if s not in ("critical", "high", "medium", "low") or not isinstance(v, str)]
+        if bad:
+            self.error(f"{k}.rewards", "keys critical, high, medium, low with text values")
+            rewards = {}
+        url = self.get(t, f"{k}.policy_url", str, None)
+        if url is not None and not url.startswith("https://"):
+            self.error(f"{k}.policy_url", f"{url!r} is not an https:// URL")
+        return ScopeConfig(
+            in_scope=hosts, products=tuple(e for e in entries if e not in hosts),
+            out_of_scope_hosts=strings("out_of_scope_hosts"), out_of_scope=out,
+            classes=classes, same_codebase=tuple(tuple(h.lower() for h in g) for g in groups),
+            rewards=dict(rewards), policy_url=url,
+        )
+
+    def own_class(self, key: str, cid: str, raw: Any) -> OutOfScopeClass | None:
+        t = self.table(raw, key, {"en", "nl", "phrases", "unless"})
+        en = self.get(t, f"{key}.en", str, "")
+        if not en:
+            self.error(f"{key}.en", "is required: the policy's sentence for this class")
+            return None
+        phrases: list[Any] = self.get(t, f"{key}.phrases", list, [])
+        unless: list[Any] = self.get(t, f"{key}.unless", list, [])
+        for p in (*phrases, *unless):
+            try:
+                re.compile(str(p))
+            except re.error as e:
+                self.error(f"{key}.phrases", f"{p!r} is not a regular expression: {e}")
+                return None
+        if not phrases:
+            self.error(f"{key}.phrases", "give at least one phrase (a regular expression)")
+            return None
+        return OutOfScopeClass(cid, en, self.get(t, f"{key}.nl", str, en),
+                               tuple(str(p).lower() for p in phrases),
+                               tuple(str(p).lower() for p in unless))
 
     def kinds(self, t: Mapping[str, Any], key: str) -> tuple[str, ...]:
         kinds: list[Any] = self.get(t, key, list, [])
@@ -787,6 +873,25 @@ class _Reader:
             name=self.get(t, f"{k}.name", str, None),
             pgp_fingerprint=fpr,
         )
+
+
+SCOPE_KEYS = ("in_scope", "out_of_scope_hosts", "out_of_scope", "classes", "same_codebase",
+              "rewards", "policy_url")
+
+
+def _is_scope_host(entry: str) -> bool:
+    """A host name, `*.domain`, an IP address or a CIDR range (else a product name)."""
+    return bool(re.fullmatch(r"(\*\.)?[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+\.?", entry)
+                or re.fullmatch(r"(\d{1,3}\.){3}\d{1,3}(/\d{1,2})?", entry)
+                or re.fullmatch(r"[0-9a-fA-F]*:[0-9a-fA-F:]*(/\d{1,3})?", entry))
+
+
+def _is_network(entry: str) -> bool:
+    try:
+        ipaddress.ip_network(entry, strict=False)
+    except ValueError:
+        return False
+    return True
 
 
 def dns_server(server: object) -> tuple[str, int]:

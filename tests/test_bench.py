@@ -39,6 +39,8 @@ EXPECTED: dict[str, list[str]] = {
     "thread_lookup.py": [r"20 cases, 200 Message-IDs", r"in-reply-to .* found 2000/2000",
                          r"subject ref .* found 2000/2000", r"no thread .* found 0/2000"],
     "pgp.py": [r"import, clear reports\s+\d+", r"import, PGP/MIME \(half signed\)\s+\d+"],
+    "assess.py": [r"20 reports of 1048576 bytes",
+                  r"assess \+ duplicates: p50 [\d.]+ ms, p99 [\d.]+ ms"],
     "imap.py": [r"initial sync, 20 messages: stored and marked",
                 r"new-mail latency .* 5 mails: p50 \d+ ms, p99 \d+ ms"],
     "connections.py": [r"max_connections = 120: 20 idle sessions held, 0 refused .* 0 not 250",

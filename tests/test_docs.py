@@ -106,9 +106,12 @@ def _config_keys() -> set[str]:
               "auth": config.AuthConfig, "limits": config.LimitsConfig,
               "escalation": config.EscalationConfig, "digest": config.DigestConfig,
               "security_txt": config.SecurityTxtConfig, "http": config.HttpConfig}
-    skip = {("policy.NAME", "name"), ("inbox", "imap")}  # the table's own name; a sub-table
-    return {f"{table}.{f.name}" for table, cls in tables.items()
-            for f in dataclasses.fields(cls) if (table, f.name) not in skip}
+    skip = {("policy.NAME", "name"), ("inbox", "imap"),  # the table's own name; a sub-table
+            ("policy.NAME", "scope")}  # the triage keys, read into their own dataclass
+    scope = {f"policy.NAME.{f.name}" for f in dataclasses.fields(config.ScopeConfig)
+             if f.name != "products"}  # products: the in_scope entries that are not hosts
+    return scope | {f"{table}.{f.name}" for table, cls in tables.items()
+                    for f in dataclasses.fields(cls) if (table, f.name) not in skip}
 
 
 def test_reference_names_every_config_key() -> None:

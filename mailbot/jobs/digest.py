@@ -15,13 +15,14 @@ from zoneinfo import ZoneInfo
 from mailbot.clock import iso
 from mailbot.config import Config
 from mailbot.jobs.digest_view import panel
-from mailbot.jobs.figures import WEEK, Digest, Terms, compute
+from mailbot.jobs.figures import WEEK, Digest, Line, Terms, compute
 from mailbot.jobs.words import LABELS, Words
 from mailbot.mail.compose import Outgoing, make_message_id
 from mailbot.mail.render import Templates
 from mailbot.sla import Unit
 from mailbot.store import Store
 from mailbot.store import cases as case_q
+from mailbot.store import disclosures as disclosures_q
 from mailbot.store import ignored as ignored_q
 from mailbot.triage import letters
 
@@ -54,6 +55,8 @@ async def build(store: Store, config: Config, end: datetime) -> list[Digest]:
     for inbox in config.inboxes:
         async with store.read() as db:
             cases = await case_q.for_digest(db, inbox.name)
+            publications = await disclosures_q.upcoming(
+                db, inbox.name, f"{end:%Y-%m-%d}", f"{end + WEEK:%Y-%m-%d}")
         every = config.policies[inbox.policy].update_every
         cadence = None
         if every is not None:  # business days count as calendar days here: a digest, not a clock
@@ -65,6 +68,13 @@ async def build(store: Store, config: Config, end: datetime) -> list[Digest]:
         found = await asyncio.to_thread(compute, inbox.name, cases, end, cadence, terms)
         async with store.read() as db:
             found.ignored = await ignored_q.by_reason(db, iso(end - WEEK), iso(end), inbox.name)
+        # Publications proposed or agreed in the same days (issue 17), beside the deadlines.
+        found.due_soon += [
+            Line(p["ref"], p["subject"], p["state"], p["severity"], "publication",
+                 datetime.fromisoformat(f"{p['date']}T12:00:00+00:00"),
+                 promise="publication " + ("agreed" if p["agreed"] else "proposed, no consent yet"))
+            for p in publications]
+        found.due_soon.sort(key=lambda x: (x.when or end, x.ref))
         digests.append(found)
     return digests
 

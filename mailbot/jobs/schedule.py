@@ -17,7 +17,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from mailbot.clock import Clock
 from mailbot.config import Config
 from mailbot.errors import TransientError
-from mailbot.jobs import digest, retention
+from mailbot.jobs import digest, disclosure, retention
 from mailbot.jobs.escalation import Escalator
 from mailbot.jobs.summary import Summaries
 from mailbot.mail.render import Templates
@@ -46,6 +46,8 @@ async def start(
             return await escalator.sweep() > 0
 
         await _guarded("escalation sweep", run, wake_sender, failing)
+        await _guarded("disclosure reminders", lambda: disclosure.remind(
+            config, store, templates, secret, clock), wake_sender, failing)
 
     summaries = Summaries(config, store, templates, clock, Crypto.create(config))
 

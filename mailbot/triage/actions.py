@@ -178,8 +178,17 @@ async def apply(
                 result.reporter_news.append(("due", str(c.value)))
             case "credit" | "cve" | "bounty":
                 await change(c, c.name, c.value)
-            case "disclose":
-                await change(c, "disclose_on", c.value)
+            case "disclose":  # the proposal and the consent: policy_commands.after
+                if c.value == "public":
+                    result.done.append(f"line {c.line}: #disclose public: the case is public "
+                                       "(the hall of fame lists its credit)")
+                else:
+                    await change(c, "disclose_on", str(c.value).split(" ")[0])
+            case "template":  # the text itself is rendered by canned.compose
+                await case_q.add_event(db, case_id, at=iso(at), actor=actor, action="template",
+                                       new=c.value)
+                result.done.append(f"line {c.line}: #template {c.value}: the canned reply "
+                                   f"({case['language']}) was sent to the reporter")
             case "reply":
                 result.reply_text = parsed.text
                 result.done.append(f"line {c.line}: #reply: the text below was sent to the "

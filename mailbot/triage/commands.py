@@ -19,11 +19,13 @@ from mailbot.errors import CommandError
 STATUSES = ("triaged", "needs-info", "accepted", "fixing", "resolved", "rejected")
 SEVERITIES = ("critical", "high", "medium", "low")
 NAMES = ("status", "severity", "assign", "due", "reply", "note", "credit", "duplicate", "cve",
-         "bounty", "disclose", "close", "reopen", "open-for")
+         "bounty", "disclose", "close", "reopen", "open-for", "template")
 ORIGINAL_DATE = "original-date"  # #open-for ADDRESS original-date: deadlines from its Date:
 _NO_ARGUMENT = frozenset({"reply", "note", "reopen"})
+_OPTIONAL_ARGUMENT = frozenset({"bounty"})  # #bounty alone: the policy's reward
 _REF = re.compile(r"[A-Z][A-Z0-9]{0,9}-\d{4}-\d{4,}")
 _CVE = re.compile(r"CVE-\d{4}-\d{4,}")
+_TEMPLATE = re.compile(r"[a-z0-9][a-z0-9-]{0,39}(?: [a-z0-9][a-z0-9-]{0,59})?")
 _ADDRESS = re.compile(r"[^\s<>\"'(),;:@\\]{1,64}@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63}){1,8}")
 _AMOUNT = re.compile(r"(?:[€$£]\s?)?\d{1,9}(?:[.,]\d{1,2})?(?:\s?[A-Z]{3})?")
 
@@ -91,6 +93,8 @@ def _command(number: int, line: str) -> Command:
         if arg:
             raise CommandError(number, f"#{name} takes no argument")
         return Command(number, name)
+    if not arg and name in _OPTIONAL_ARGUMENT:
+        return Command(number, name)
     if not arg:
         raise CommandError(number, f"#{name} needs an argument")
     match name:
@@ -101,8 +105,10 @@ def _command(number: int, line: str) -> Command:
             return Command(number, name, arg.lower())
         case "severity":
             return _severity(number, arg)
-        case "due" | "disclose":
+        case "due":
             return Command(number, name, _date(number, arg))
+        case "disclose":
+            return _disclose(number, arg)
         case "cve":
             if not _CVE.fullmatch(arg.upper()):
                 raise CommandError(number, f"'{arg[:30]}' is not a CVE id like CVE-2026-12345")
@@ -111,6 +117,8 @@ def _command(number: int, line: str) -> Command:
             if not _REF.fullmatch(arg.upper()):
                 raise CommandError(number, f"'{arg[:30]}' is not a case reference")
             return Command(number, name, arg.upper())
+        case "template":
+            return _template(number, arg)
         case "open-for":
             return _open_for(number, arg)
         case "bounty":
@@ -118,6 +126,26 @@ def _command(number: int, line: str) -> Command:
                 raise CommandError(number, f"'{arg[:30]}' is not an amount like 500 EUR")
             return Command(number, name, arg)
     return Command(number, name, arg[:200])  # assign, credit, close: free text
+
+
+def _template(number: int, arg: str) -> Command:
+    """`#template NAME [CLASS|REF]`: a canned reply's name and what it is about."""
+    if not _TEMPLATE.fullmatch(arg.lower()):
+        raise CommandError(number, f"'{arg[:40]}' is not like 'out-of-scope' or "
+                           "'out-of-scope CLASS' or 'duplicate-of REF'")
+    return Command(number, "template", arg.lower())
+
+
+def _disclose(number: int, arg: str) -> Command:
+    """`#disclose YYYY-MM-DD` proposes a date, `… agreed` records consent, `public` makes
+    the case public at once (the hall of fame)."""
+    if arg.lower() == "public":
+        return Command(number, "disclose", "public")
+    day, _, agreed = arg.partition(" ")
+    if agreed and agreed.lower() not in ("agreed", "akkoord"):
+        raise CommandError(number, f"'{arg[:40]}' is not like 2026-12-24, "
+                           "2026-12-24 agreed, or public")
+    return Command(number, "disclose", _date(number, day) + (" agreed" if agreed else ""))
 
 
 def _open_for(number: int, arg: str) -> Command:

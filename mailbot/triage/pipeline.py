@@ -34,7 +34,7 @@ from mailbot.store import inbound as inbound_q
 from mailbot.store import keys as keys_q
 from mailbot.store import notices as notices_q
 from mailbot.store.inbound import InboundRow
-from mailbot.triage import actions, commands, letters, lists
+from mailbot.triage import actions, assessing, commands, letters, lists, policy_commands
 from mailbot.triage.auth import CaseFacts, Kind, named_ids, speaker
 from mailbot.triage.crypto import Crypto, KeyChoice, Sealer, note
 from mailbot.triage.threads import find_case
@@ -354,6 +354,8 @@ class Pipeline:
         remarks = await self._pgp_remarks(db, case_id, pgp, now) + ([key_note] if key_note else [])
         if prepared.via is not None:
             remarks += await lists.record(db, case_id, prepared.via, mail.from_addr, now)
+        remarks += await assessing.on_mail(db, case_id=case_id, inbox=inbox, policy=policy,
+                                           language=language, mail=mail, at=now, opened=True)
         hour_ago = iso(received - timedelta(hours=1))
         limits = self.config.limits
         facts = await case_q.ack_facts(db, mail.from_addr, hour_ago, limits.acks_per_hour)
@@ -441,6 +443,12 @@ class Pipeline:
         remarks += [key_note] if key_note else []
         if decision.kind == "follow-up":
             remarks.append((await self.crypto.reporter_key(db, case_id, mail.from_addr)).line())
+        if decision.kind is Kind.FOLLOW_UP:  # the reporter's new text: the triage help anew
+            remarks += await assessing.on_mail(
+                db, case_id=case_id, inbox=self._inbox(row), policy=self._policy(self._inbox(row)),
+                language=decision.case["language"], mail=mail, at=now,
+                severity=decision.case["severity"])
+            remarks += await policy_commands.on_reporter_mail(db, decision.case, mail, now)
         await case_q.touch(db, case_id, iso(now))
         if decision.kind is Kind.FOLLOW_UP and decision.case["state"] == CaseState.NEEDS_INFO:
             await self._resume(db, row, decision.case, mail, now)
@@ -482,12 +490,16 @@ class Pipeline:
                                               "outside the replay window; send it anew"))
         if not errors:
             errors = await actions.check(db, case, parsed, actor=mail.from_addr, at=now)
+            parsed, more = await policy_commands.prepare(db, case, parsed, policy, now)
+            errors += more
         done: list[str] = []
         remarks: list[str] = []
         queued = 0
         if not errors:
             applied = await actions.apply(db, case, parsed, actor=mail.from_addr, at=now,
                                           calendar=self.calendars[policy.name], policy=policy)
+            await policy_commands.after(db, self.templates, case, parsed, policy, applied,
+                                        actor=mail.from_addr, at=now)
             done = applied.done
             if applied.new_reporter:
                 queued += await self._ack_forwarded(db, row, case, applied, now, remarks)

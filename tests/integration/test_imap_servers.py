@@ -14,6 +14,7 @@ import json
 import logging
 from collections.abc import Callable, Iterator
 from email.message import EmailMessage
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -149,6 +150,10 @@ async def test_refused_processed_folder_never_stops_intake(
     assert len(logged) == 1 and logged[0].levelno == logging.ERROR
 
 
+def _cases_are(db: Path, n: int) -> bool:
+    return bool(scalar(db, "SELECT count(*) FROM cases") == n)
+
+
 async def test_silent_idle_is_looked_past_every_idle_check(
     dovecot: Dovecot, proxy: Callable[..., ImapProxy], sink: Sink, tmp_path: Path
 ) -> None:
@@ -167,7 +172,7 @@ async def test_silent_idle_is_looked_past_every_idle_check(
             await asyncio.to_thread(dovecot.append, user, [report(
                 subject=f"silent {i}", sender=f"r{i}@example.net",
                 message_id=f"<silent-{i}@example.net>")])
-            await until(lambda n=i + 1: scalar(db, "SELECT count(*) FROM cases") == n, timeout=5)
+            await until(partial(_cases_are, db, i + 1), timeout=5)
         await until(lambda: "silent" in str(folder_row(db)["mode"]))
         result = await asyncio.to_thread(mailbot, path, "status", "--json")
     assert silent.withheld >= 1, "the proxy never withheld an EXISTS: the test proves nothing"
