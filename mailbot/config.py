@@ -97,6 +97,13 @@ class ScopeConfig:
     def catalogue(self) -> Mapping[str, OutOfScopeClass]:
         return {**CATALOGUE, **self.classes}
 
+    @property
+    def named(self) -> bool:
+        """The policy names a scope: only then is a report assessed (it costs intake about
+        3 ms a mail, which a policy without one should not pay for an empty answer)."""
+        return bool(self.in_scope or self.out_of_scope_hosts or self.out_of_scope
+                    or self.same_codebase)
+
 
 @dataclass(frozen=True, slots=True)
 class PolicyConfig:

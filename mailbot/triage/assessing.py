@@ -36,7 +36,10 @@ async def on_mail(db: Db, *, case_id: int, inbox: InboxConfig, policy: PolicyCon
                   language: str, mail: ParsedMail, at: datetime,
                   severity: str | None = None, opened: bool = False) -> list[str]:
     """Assess the case anew with this mail from its reporter (already recorded; `opened`:
-    the report itself) and return the notification's block; [] when it failed."""
+    the report itself) and return the notification's block; [] when it failed, or when
+    the policy names no scope (nothing to hold the report against)."""
+    if not policy.scope.named:
+        return []
     try:
         # Each query is a trip to the database thread: a new case's text is this mail's.
         texts = ([f"{mail.subject or ''}\n{mail.text}"] if opened

@@ -17,7 +17,16 @@ import pytest
 from mailbot.config import load_config
 from mailbot.triage.assess import HOST_LIMIT, assess
 from mailbot.triage.assessing import block
-from tests.support import FRIDAY_EVENING, Bot, MovingClock, Sink, report, running_bot, table
+from tests.support import (
+    CONFIG,
+    FRIDAY_EVENING,
+    Bot,
+    MovingClock,
+    Sink,
+    report,
+    running_bot,
+    table,
+)
 from tests.triage.support import triage_config
 
 ALICE = "alice@example.org"
@@ -151,3 +160,19 @@ async def test_keys_follow_the_stored_assessment(tmp_path: Path) -> None:
             assert await assess_q.candidates(db, "support", 2, ["path:a/z"], "2026-01-01") == []
     finally:
         await store.close()
+
+
+async def test_a_policy_naming_no_scope_assesses_nothing(sink: Sink, tmp_path: Path) -> None:
+    """Without in_scope, out_of_scope_hosts, out_of_scope or same_codebase in its policy,
+    an inbox pays nothing for the triage help: no assessment is stored, the mail is
+    handled as before (acknowledged, staff notified)."""
+    path = tmp_path / "mailbot.toml"
+    path.write_text(CONFIG.format(db=tmp_path / "mailbot.db", sink_port=sink.port,
+                                  protocol="smtp", max_size="1MB"))
+    config = load_config(path)
+    assert not any(p.scope.named for p in config.policies.values())
+    async with running_bot(config, MovingClock(FRIDAY_EVENING)) as b:
+        await b.send(report(body="No DMARC record on example.nl (p=none)."))
+        await sink.wait_for(1, to=REPORTER)
+    assert table(config.storage.database, "SELECT count(*) FROM assessments") == [(0,)]
+    assert table(config.storage.database, "SELECT count(*) FROM cases") == [(1,)]
