@@ -62,6 +62,8 @@ async def run(
             pipeline.dkim_dns = dkim_dns
         worker = Worker(pipeline, store, on_queued=sender.wake)
         live = metrics.Live()
+        if pipeline.crypto.gpg is not None:
+            pipeline.crypto.gpg.observe = live.gpg_run
         handler = IntakeHandler(config, store, clock, on_stored=worker.wake)
         handler.commits = metrics.CountedCommit(store, clock, live)
         server = await listen(loop, _counted(make_protocol(handler, config), live),

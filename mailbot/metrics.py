@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from prometheus_client import CollectorRegistry, Counter, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
@@ -32,6 +32,7 @@ from mailbot.store import Store
 
 # Seconds from a report's receipt to its acknowledgement leaving (the relay's 250).
 ACK_BUCKETS = (1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0, 4 * 3600.0, 86400.0)
+GPG_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
 OPEN = "state NOT IN ('resolved', 'rejected', 'duplicate', 'closed')"
 
 
@@ -50,6 +51,13 @@ class Live:
         self.duplicated = Counter("mailbot_mails_duplicated",
                                   "mails taken at intake that were stored before, by source",
                                   ["source"], registry=self.registry)
+        self.gpg = Histogram("mailbot_gpg_seconds", "gpg runs by operation (decrypt, verify, "
+                             "encrypt), from when a process slot was free", ["operation"],
+                             buckets=GPG_BUCKETS, registry=self.registry)
+
+    def gpg_run(self, operation: str, seconds: float) -> None:
+        """`Gpg.observe`: called from the parse and sealing threads (the client locks)."""
+        self.gpg.labels(operation).observe(seconds)
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,7 +17,9 @@ import re
 import secrets
 import tempfile
 import threading
-from collections.abc import Iterable, Sequence
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from email import policy
@@ -74,6 +76,19 @@ class Gpg:
         self._gpg.encoding = "utf-8"
         self._passphrase = passphrase
         self._slots = threading.BoundedSemaphore(max_processes)
+        # Told how long each gpg run took (operation, seconds): the daemon's metrics.
+        self.observe: Callable[[str, float], None] | None = None
+
+    @contextmanager
+    def _slot(self, operation: str) -> Iterator[None]:
+        """One of the bounded gpg processes, timed from when it has its slot."""
+        with self._slots:
+            start = time.perf_counter()
+            try:
+                yield
+            finally:
+                if self.observe is not None:
+                    self.observe(operation, time.perf_counter() - start)
 
     @classmethod
     def from_config(cls, config: GpgConfig) -> Gpg:
@@ -179,20 +194,21 @@ class Gpg:
         return Opener(self._decrypt, self._verify).open(raw)
 
     def _decrypt(self, data: bytes | str) -> tuple[bytes, Verdict]:
-        return self._run(lambda: self._gpg.decrypt(data, passphrase=self._passphrase))
+        return self._run(lambda: self._gpg.decrypt(data, passphrase=self._passphrase),
+                         "decrypt")
 
     def _verify(self, signed: bytes, signature: bytes) -> Verdict:
         fd, name = tempfile.mkstemp(prefix="mailbot-sig-")
         try:
             with os.fdopen(fd, "wb") as f:
                 f.write(signature)
-            _, v = self._run(lambda: self._gpg.verify_data(name, signed))
+            _, v = self._run(lambda: self._gpg.verify_data(name, signed), "verify")
         finally:
             os.unlink(name)
         return v
 
-    def _run(self, call: Any) -> tuple[bytes, Verdict]:
-        with self._slots:
+    def _run(self, call: Any, operation: str) -> tuple[bytes, Verdict]:
+        with self._slot(operation):
             result = call()
         v = verdict(getattr(result, "stderr", "") or "")
         if v.error == "passphrase":
@@ -218,7 +234,7 @@ class Gpg:
         ctype = inner_ct[0].rstrip(b"\r\n") if inner_ct else b"Content-Type: text/plain"
         inner = (ctype + b'; protected-headers="v1"\r\n' + b"".join(rest)
                  + b"".join(protected) + b"\r\n" + body)
-        with self._slots:
+        with self._slot("encrypt"):
             result = self._gpg.encrypt(inner, list(recipients), sign=signer,
                                        passphrase=self._passphrase, always_trust=True,
                                        armor=True)
