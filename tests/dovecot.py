@@ -17,12 +17,13 @@ import signal
 import socket
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator, Sequence
 from email.message import EmailMessage
 from pathlib import Path
 
 from imapclient import IMAPClient
+
+from tests.listening import wait_for_greeting
 
 DOVECOT = Path("/usr/sbin/dovecot")
 PASSWORD = "secret"
@@ -79,6 +80,7 @@ service imap-login {{
   }}
 }}
 """
+
 
 
 def free_port() -> int:
@@ -186,17 +188,12 @@ class Dovecot(ImapServer):
             [str(DOVECOT), "-F", "-c", str(self.root / "dovecot.conf")],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
         )
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"dovecot exited: {self.proc.stderr.read().decode()}"  # type: ignore[union-attr]
-                                   f"\n{self.log()}")
-            with contextlib.suppress(OSError), socket.create_connection(
-                ("127.0.0.1", self.port), timeout=1
-            ) as s:
-                if s.recv(100).startswith(b"* OK"):
-                    return
-            time.sleep(0.05)
+        outcome = wait_for_greeting(self.proc, self.port, b"* OK", 10)
+        if outcome == "listening":
+            return
+        if outcome == "exited":
+            raise RuntimeError(f"dovecot exited: {self.proc.stderr.read().decode()}"  # type: ignore[union-attr]
+                               f"\n{self.log()}")
         self.stop()
         raise RuntimeError(f"dovecot did not start listening on {self.port}\n{self.log()}")
 

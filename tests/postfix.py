@@ -23,8 +23,9 @@ import signal
 import socket
 import subprocess
 import tempfile
-import time
 from pathlib import Path
+
+from tests.listening import wait_for_greeting
 
 POSTFIX = Path("/usr/sbin/postfix")
 SENDMAIL = Path("/usr/sbin/sendmail")
@@ -151,16 +152,11 @@ class Postfix:
             [str(POSTFIX), "-c", str(self.etc), "start-fg"], env=self.env,
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
         )
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"postfix exited ({self.proc.returncode})\n{self.log()}")
-            with contextlib.suppress(OSError), socket.create_connection(
-                ("127.0.0.1", self.port), timeout=1
-            ) as s:
-                if s.recv(100).startswith(b"220"):
-                    return
-            time.sleep(0.1)
+        outcome = wait_for_greeting(self.proc, self.port, b"220", 20, pause=0.1)
+        if outcome == "listening":
+            return
+        if outcome == "exited":
+            raise RuntimeError(f"postfix exited ({self.proc.returncode})\n{self.log()}")
         self.stop()
         raise RuntimeError(f"postfix did not listen on {self.port}\n{self.log()}")
 

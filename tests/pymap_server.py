@@ -9,18 +9,16 @@ its own code.
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 from tests.dovecot import PASSWORD, POOL, ImapServer
+from tests.listening import wait_for_greeting
 
 
 def available() -> str | None:
@@ -58,17 +56,12 @@ class Pymap(ImapServer):
                 [sys.executable, "-c", "from pymap.main import main; main()", "--host",
                  "127.0.0.1", "--port", str(self.port), "--no-tls", "maildir", str(self.root)],
                 stdout=log, stderr=log, start_new_session=True)
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                self.proc = None
-                raise RuntimeError(f"pymap exited:\n{self.log()}")
-            with contextlib.suppress(OSError), socket.create_connection(
-                ("127.0.0.1", self.port), timeout=1
-            ) as s:
-                if s.recv(100).startswith(b"* OK"):
-                    return
-            time.sleep(0.05)
+        outcome = wait_for_greeting(self.proc, self.port, b"* OK", 20)
+        if outcome == "listening":
+            return
+        if outcome == "exited":
+            self.proc = None
+            raise RuntimeError(f"pymap exited:\n{self.log()}")
         self.stop()
         raise RuntimeError(f"pymap did not start listening on {self.port}\n{self.log()}")
 
