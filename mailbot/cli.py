@@ -23,7 +23,7 @@ from mailbot.clock import iso, system_clock
 from mailbot.config import Config, load_config
 from mailbot.errors import ConfigErrors, MailbotError
 from mailbot.models import CaseState
-from mailbot.store import Db, Store
+from mailbot.store import Db, Store, open_store
 from mailbot.store import assessments as assess_q
 from mailbot.store import cases as case_q
 from mailbot.store import disclosures as disclosures_q
@@ -234,7 +234,7 @@ async def _run(args: argparse.Namespace, config: Config) -> int:
 
 
 async def _migrate(args: argparse.Namespace, config: Config) -> int:
-    store = await Store.open(config.storage.database, apply_migrations=False)
+    store = await open_store(config.storage, apply_migrations=False)
     try:
         applied = await store.migrate()
     finally:
@@ -411,7 +411,7 @@ async def _list_warnings(config: Config) -> list[str]:
     watched = [i for i in config.inboxes if i.imap is not None]
     if not watched or not config.storage.database.exists():
         return []
-    store = await Store.open(config.storage.database, apply_migrations=False)
+    store = await open_store(config.storage, apply_migrations=False)
     found = []
     try:
         for inbox in watched:
@@ -471,7 +471,7 @@ def _outgoing(config: Config) -> str:
 
 
 async def _open(config: Config) -> Store:
-    return await Store.open(config.storage.database)
+    return await open_store(config.storage)
 
 
 async def _import(args: argparse.Namespace, config: Config) -> int:

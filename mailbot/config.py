@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, fields
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import holidays
@@ -35,7 +36,13 @@ T = TypeVar("T")
 
 @dataclass(frozen=True, slots=True)
 class StorageConfig:
-    database: Path = Path("var/mailbot.db")
+    database: Path = Path("var/mailbot.db")  # the SQLite file, unless `url` is set
+    url: str | None = None  # postgresql://…: PostgreSQL instead of the file
+    password_file: Path | None = None  # PostgreSQL's password (else $PGPASSWORD or the URL)
+
+    @property
+    def target(self) -> str | Path:
+        return self.url or self.database
 
 
 @dataclass(frozen=True, slots=True)
@@ -369,8 +376,7 @@ def parse_config(data: Mapping[str, Any], path: Path | None) -> Config:
                              "security_txt", "http"})
     d = default_config()
 
-    t = r.table(top.get("storage", {}), "storage", {"database"})
-    storage = StorageConfig(database=r.path(t, "storage.database", d.storage.database))
+    storage = r.storage(top.get("storage", {}), d.storage)
 
     smtp_in = r.smtp_in(top.get("smtp_in", {}), d.smtp_in)
 
@@ -500,6 +506,27 @@ class _Reader:
     def path(self, t: Mapping[str, Any], key: str, default: Path | None) -> Any:
         value = self.get(t, key, str, None)
         return Path(value) if value is not None else default
+
+    def storage(self, raw: Any, default: StorageConfig) -> StorageConfig:
+        """A path is SQLite; a postgresql:// URL is PostgreSQL. $MAILBOT_DATABASE, when
+        set, stands in for `database` (a container's or a test run's database)."""
+        t = self.table(raw, "storage", {"database", "password_file"})
+        value = os.environ.get("MAILBOT_DATABASE") or self.get(t, "storage.database", str, None)
+        password_file = self.path(t, "storage.password_file", None)
+        if value is None:
+            return StorageConfig(default.database, None, password_file)
+        if not value.startswith(("postgresql://", "postgres://")):
+            return StorageConfig(Path(value), None, password_file)
+        try:
+            parts = urlsplit(value)
+            parts.port  # noqa: B018 - parsing the port is the check
+        except ValueError as e:
+            self.error("storage.database", f"not a valid PostgreSQL URL: {e}")
+        else:
+            if not parts.hostname and "host=" not in parts.query:
+                self.error("storage.database", "a PostgreSQL URL names its host"
+                           " (postgresql://user@host/dbname)")
+        return StorageConfig(default.database, value, password_file)
 
     def http(self, raw: Any) -> HttpConfig:
         t = self.table(raw, "http", {f.name for f in fields(HttpConfig)})

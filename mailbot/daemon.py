@@ -26,7 +26,7 @@ from mailbot.intake.watcher import Watchers
 from mailbot.jobs import schedule
 from mailbot.mail.dkim import DnsFunc
 from mailbot.outbox import Sender
-from mailbot.store import Store
+from mailbot.store import open_store
 from mailbot.triage.pipeline import Pipeline
 from mailbot.triage.undeliverable import Undeliverable
 from mailbot.triage.worker import Worker
@@ -54,7 +54,7 @@ async def run(
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             loop.add_signal_handler(sig, stop.set)
 
-    store = await Store.open(config.storage.database)
+    store = await open_store(config.storage)
     try:
         sender = Sender(store, config.smtp_out, clock, on_failed=Undeliverable(config, clock))
         pipeline = Pipeline.create(config, store, clock)
@@ -68,7 +68,7 @@ async def run(
         handler.commits = metrics.CountedCommit(store, clock, live)
         server = await listen(loop, _counted(make_protocol(handler, config), live),
                               config.smtp_in.host, config.smtp_in.port)
-        health = http.Health(config, clock, live)
+        health = http.Health(config, clock, live, store)
         web = await _serve_http(health, config)
         scheduler = await schedule.start(config, store, pipeline.templates, clock, sender.wake,
                                          pipeline.secret)

@@ -4,6 +4,7 @@
 
     MailbotError
     ├─ ConfigError            names file, key and reason; raised at start or by `check`
+    ├─ SchemaTooNew           the database was migrated by a newer mailbot
     ├─ MessageError           permanent for this mail -> quarantine (or 5xx at intake)
     │  ├─ ParseError
     │  ├─ DecryptError(status)
@@ -44,6 +45,14 @@ class ConfigErrors(MailbotError, ValueError):
     def __init__(self, errors: list[ConfigError]) -> None:
         self.errors = errors
         super().__init__("\n".join(str(e) for e in errors))
+
+
+class SchemaTooNew(MailbotError, RuntimeError):
+    """The database holds migrations this mailbot does not know: running would misread it."""
+
+    def __init__(self, found: int, known: int) -> None:
+        super().__init__(f"the database's schema is version {found}, newer than this mailbot's"
+                         f" {known}: run a mailbot at least as new as the one that migrated it")
 
 
 class MessageError(MailbotError, ValueError):

@@ -2,8 +2,8 @@
 
 A few lines of HTTP/1.0 over `asyncio.start_server` are enough for a probe and a scraper;
 a web framework would weigh more than the rest of the daemon's dependencies together.
-Every check that blocks (SQLite, the relay's files) runs in a thread; the relay is asked
-over asyncio.
+The database is asked on a connection of its own (`Store.side_read`, `write_problem`),
+never waiting for the worker's transaction; the relay is asked over asyncio.
 
 - /healthz: 200 while the worker and the sender run (the loop answers, so it runs too).
 - /readyz: 200 when the database takes a write, the relay answers EHLO (or the maildir
@@ -18,15 +18,16 @@ import contextlib
 import dataclasses
 import json
 import logging
-import sqlite3
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 
 from mailbot import metrics
 from mailbot.clock import Clock
 from mailbot.config import Config
+from mailbot.errors import StoreBusy
 from mailbot.relaycheck import relay_problem
+from mailbot.store import Store
+from mailbot.store.imap import stuck_folders
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,7 @@ class Health:
     config: Config
     clock: Clock
     live: metrics.Live
+    store: Store
     loops: Mapping[str, Callable[[], bool]] = dataclasses.field(default_factory=dict)
 
     def alive(self) -> dict[str, bool]:
@@ -49,14 +51,23 @@ class Health:
 
     async def ready(self) -> dict[str, str]:
         """Each check's verdict: 'ok' or why not."""
-        db = self.config.storage.database
         checks: dict[str, str] = {}
-        checks["database"] = await _bounded(asyncio.to_thread(_db_problem, db))
+        checks["database"] = await _bounded(self.store.write_problem(CHECK_TIMEOUT))
         out = dataclasses.replace(self.config.smtp_out,
                                   timeout=min(self.config.smtp_out.timeout, CHECK_TIMEOUT))
         checks["outgoing"] = await _bounded(relay_problem(out))
-        checks["imap"] = await _bounded(asyncio.to_thread(_watchers_problem, db))
+        checks["imap"] = await _bounded(self._watchers_problem())
         return checks
+
+    async def _watchers_problem(self) -> str | None:
+        try:
+            async with self.store.side_read() as db:
+                rows = await stuck_folders(db, STUCK_FAILURES)
+        except StoreBusy as e:
+            return str(e)
+        if not rows:
+            return None
+        return "; ".join(f"{m}: {s}, {f} failures in a row" for m, s, f in rows)
 
 
 async def _bounded(check: Awaitable[str | None]) -> str:
@@ -65,31 +76,6 @@ async def _bounded(check: Awaitable[str | None]) -> str:
     except TimeoutError:
         return "no answer in time"
     return problem or "ok"
-
-
-def _db_problem(database: Path) -> str | None:
-    """Can a write transaction begin now? Its own connection: the daemon's is left alone."""
-    try:
-        with contextlib.closing(sqlite3.connect(database, timeout=CHECK_TIMEOUT)) as db:
-            db.isolation_level = None
-            db.execute("BEGIN IMMEDIATE")
-            db.execute("ROLLBACK")
-    except sqlite3.Error as e:
-        return f"database {database}: {e}"
-    return None
-
-
-def _watchers_problem(database: Path) -> str | None:
-    uri = f"file:{database}?mode=ro"
-    try:
-        with contextlib.closing(sqlite3.connect(uri, uri=True, timeout=CHECK_TIMEOUT)) as db:
-            rows = db.execute("SELECT mailbox, state, failures FROM imap_folders WHERE"
-                              " state = 'stopped' OR failures >= ?", (STUCK_FAILURES,)).fetchall()
-    except sqlite3.Error as e:
-        return f"database {database}: {e}"
-    if not rows:
-        return None
-    return "; ".join(f"{m}: {s}, {f} failures in a row" for m, s, f in rows)
 
 
 async def serve(health: Health, host: str, port: int) -> asyncio.Server:
@@ -129,8 +115,7 @@ async def _answer(health: Health, reader: asyncio.StreamReader) -> tuple[int, st
     if method != "GET":
         return 405, "text/plain", b"GET only\n"
     if path == "/metrics":
-        page = await asyncio.to_thread(metrics.page, health.config.storage.database,
-                                       health.live, health.clock())
+        page = await metrics.page(health.store, health.live, health.clock())
         return 200, "text/plain; version=0.0.4; charset=utf-8", page
     if path == "/healthz":
         alive = health.alive()

@@ -1,8 +1,8 @@
 """`GET /metrics`: the daemon's numbers in the Prometheus text format (prometheus_client).
 
-Most numbers are read from the database at scrape time, through a read-only connection of
-their own in a thread: they survive restarts, agree with `mailbot status` and `queue`, and
-a scrape never waits for the worker's transaction (WAL readers do not block on writers).
+Most numbers are read from the database at scrape time (store/stats.py), through a
+connection of their own (`Store.side_read`): they survive restarts, agree with `mailbot
+status` and `queue`, and a scrape never waits for the worker's transaction.
 What the database does not keep (duplicates refused at intake, SMTP connections) is
 counted in this process by `Live` and starts from zero at each start, as Prometheus
 counters may.
@@ -10,12 +10,9 @@ counters may.
 
 from __future__ import annotations
 
-import contextlib
-import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from pathlib import Path
+from datetime import datetime
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import (
@@ -26,14 +23,14 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-from mailbot.clock import Clock, iso
+from mailbot.clock import Clock
 from mailbot.intake.durable import Accepted, Delivery, GroupCommit
 from mailbot.store import Store
+from mailbot.store.stats import Snapshot, snapshot
 
 # Seconds from a report's receipt to its acknowledgement leaving (the relay's 250).
 ACK_BUCKETS = (1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0, 4 * 3600.0, 86400.0)
 GPG_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
-OPEN = "state NOT IN ('resolved', 'rejected', 'duplicate', 'closed')"
 
 
 @dataclass
@@ -58,63 +55,6 @@ class Live:
     def gpg_run(self, operation: str, seconds: float) -> None:
         """`Gpg.observe`: called from the parse and sealing threads (the client locks)."""
         self.gpg.labels(operation).observe(seconds)
-
-
-@dataclass(frozen=True, slots=True)
-class Snapshot:
-    """The database's numbers at one moment."""
-
-    stored: dict[str, int]  # source -> inbound rows
-    quarantined: dict[str, int]
-    opened: dict[str, int]  # inbox -> cases
-    closed: dict[str, int]
-    outbox: dict[str, int]  # status -> rows
-    oldest_pending_seconds: float
-    due_24h: dict[tuple[str, str], int]  # (inbox, deadline) -> open cases
-    breached: dict[tuple[str, str], int]
-    ack_seconds: list[float]
-    watchers: list[tuple[str, str, str, int]]  # mailbox, inbox, state, failures
-
-
-def snapshot(database: Path, now: datetime) -> Snapshot:
-    """Blocking: run it in a thread."""
-    uri = f"file:{database}?mode=ro"
-    with contextlib.closing(sqlite3.connect(uri, uri=True, timeout=5)) as db:
-        def pairs(sql: str, *params: object) -> dict[str, int]:
-            return {str(k): int(v) for k, v in db.execute(sql, params)}
-
-        def by_deadline(condition: str, *params: object) -> dict[tuple[str, str], int]:
-            out: dict[tuple[str, str], int] = {}
-            for deadline, done in (("first_response", "first_responded_at"),
-                                   ("resolution", "resolved_at")):
-                for inbox, n in db.execute(
-                        f"SELECT inbox, count(*) FROM cases WHERE {OPEN} AND {done} IS NULL"
-                        f" AND {condition.format(due=deadline + '_due')} GROUP BY inbox",
-                        params):
-                    out[(str(inbox), deadline)] = int(n)
-            return out
-
-        t, soon = iso(now), iso(now + timedelta(hours=24))
-        oldest = db.execute("SELECT min(created_at) FROM outbox WHERE status = 'pending'"
-                            ).fetchone()[0]
-        return Snapshot(
-            stored=pairs("SELECT source, count(*) FROM inbound GROUP BY source"),
-            quarantined=pairs("SELECT source, count(*) FROM inbound"
-                              " WHERE status = 'quarantined' GROUP BY source"),
-            opened=pairs("SELECT inbox, count(*) FROM cases GROUP BY inbox"),
-            closed=pairs(f"SELECT inbox, count(*) FROM cases WHERE NOT ({OPEN}) GROUP BY inbox"),
-            outbox=pairs("SELECT status, count(*) FROM outbox GROUP BY status"),
-            oldest_pending_seconds=max(0.0, (now - datetime.fromisoformat(oldest))
-                                       .total_seconds()) if oldest else 0.0,
-            due_24h=by_deadline("{due} >= ? AND {due} < ?", t, soon),
-            breached=by_deadline("{due} < ?", t),
-            ack_seconds=[float(r[0]) for r in db.execute(
-                "SELECT (julianday(o.sent_at) - julianday(c.created_at)) * 86400 FROM outbox o"
-                " JOIN cases c ON c.id = o.case_id WHERE o.purpose GLOB 'ack:*'"
-                " AND o.status = 'sent' AND o.sent_at IS NOT NULL")],
-            watchers=[(str(m), str(i), str(s), int(f)) for m, i, s, f in db.execute(
-                "SELECT mailbox, inbox, state, failures FROM imap_folders ORDER BY mailbox")],
-        )
 
 
 class _Stored(Collector):
@@ -191,9 +131,11 @@ def render(snap: Snapshot, live: Live) -> bytes:
     return generate_latest(registry) + generate_latest(live.registry)
 
 
-def page(database: Path, live: Live, now: datetime) -> bytes:
-    """Blocking: the whole /metrics page (run it in a thread)."""
-    return render(snapshot(database, now), live)
+async def page(store: Store, live: Live, now: datetime) -> bytes:
+    """The whole /metrics page, read on a connection of its own (`Store.side_read`)."""
+    async with store.side_read() as db:
+        snap = await snapshot(db, now)
+    return render(snap, live)
 
 
 class CountedCommit(GroupCommit):

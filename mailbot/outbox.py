@@ -58,8 +58,9 @@ class Sender:
         self.clock = clock
         self.on_failed = on_failed
         self._wake = asyncio.Event()
-        self.journal = SentJournal(Path(f"{store.path}.sent")) if str(store.path) != ":memory:" \
-            else None
+        # PostgreSQL needs none: a claimed row's lease does the journal's job there.
+        self.journal = SentJournal(Path(f"{store.path}.sent")) \
+            if store.path is not None and str(store.path) != ":memory:" else None
 
     def wake(self) -> None:
         self._wake.set()

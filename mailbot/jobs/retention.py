@@ -37,8 +37,5 @@ async def run(store: Store, config: Config, now: datetime) -> int:
 
 
 async def vacuum(store: Store) -> None:
-    """Rewrite the file without the freed pages, and empty the WAL that still holds them."""
-    async with store.statement() as db:
-        await db.execute("VACUUM")
-    async with store.statement() as db:
-        await db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    """Erased bytes leave the disk too, not only the rows (see `Store.compact`)."""
+    await store.compact()

@@ -1,5 +1,5 @@
 """Storage: the only package that speaks SQL. Knows nothing of mail."""
 
-from mailbot.store.db import Db, Store
+from mailbot.store.db import Db, Row, Store, one, open_store
 
-__all__ = ["Db", "Store"]
+__all__ = ["Db", "Row", "Store", "one", "open_store"]

@@ -43,7 +43,7 @@ async def candidates(db: Db, inbox: str, case_id: int, keys: Sequence[str],
     # hundreds of cases share (a popular path) costs as little as a rare one.
     latest = " UNION ".join(
         "SELECT * FROM (SELECT case_id FROM assessment_keys WHERE inbox = ? AND key = ?"
-        " AND case_id != ? ORDER BY case_id DESC LIMIT ?)" for _ in keys)
+        " AND case_id != ? ORDER BY case_id DESC LIMIT ?) AS latest" for _ in keys)
     params: list[Any] = []
     for key in keys:
         params += [inbox, key, case_id, PER_KEY]

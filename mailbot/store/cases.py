@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from mailbot.store.db import Db, one
+from mailbot.store.db import Db, Row, dialect, one
 
 CASE_FIELDS = (
     "id", "ref", "inbox", "state", "severity", "cvss_vector", "reporter", "reporter_name",
@@ -41,7 +40,7 @@ async def open_case(db: Db, case: NewCase) -> tuple[int, str]:
     row = await one(
         db,
         "INSERT INTO ref_counters (inbox, year, last) VALUES (?, ?, 1)"
-        " ON CONFLICT (inbox, year) DO UPDATE SET last = last + 1 RETURNING last",
+        " ON CONFLICT (inbox, year) DO UPDATE SET last = ref_counters.last + 1 RETURNING last",
         (case.inbox, case.year),
     )
     assert row is not None
@@ -104,7 +103,7 @@ async def case_of_message_ids(
         " UNION ALL"
         f" SELECT message_id, case_id FROM cited_ids WHERE message_id IN ({marks})"
         "  AND sender = ?",
-        [*wanted, int(party), sender, *wanted, sender],
+        [*wanted, bool(party), sender, *wanted, sender],
     )
     found: dict[str, int] = {}
     for r in rows:
@@ -275,7 +274,7 @@ async def any_before(db: Db, at: str) -> bool:
 
 
 class Record(Protocol):
-    """A case read by column name: a dict, or a sqlite3.Row."""
+    """A case read by column name: a dict, or a result Row."""
 
     def __getitem__(self, key: str) -> Any: ...
 
@@ -286,7 +285,7 @@ SCHEDULE_FIELDS = ("id", "ref", "inbox", "state", "severity", "assignee", "subje
                    "resolved_at", "last_reporter_update_at")
 
 
-async def due_for_escalation(db: Db, now: str, limit: int) -> list[sqlite3.Row]:
+async def due_for_escalation(db: Db, now: str, limit: int) -> list[Row]:
     """Open cases whose next escalation step is due, or not computed yet. Rows (read by
     column name) rather than dicts: a backlog of 100,000 must fit in little memory."""
     return list(await db.execute_fetchall(
@@ -297,7 +296,7 @@ async def due_for_escalation(db: Db, now: str, limit: int) -> list[sqlite3.Row]:
     ))
 
 
-async def for_digest(db: Db, inbox: str) -> list[sqlite3.Row]:
+async def for_digest(db: Db, inbox: str) -> list[Row]:
     return list(await db.execute_fetchall(
         f"SELECT {', '.join(SCHEDULE_FIELDS)} FROM cases WHERE inbox = ?", (inbox,)))
 
@@ -347,11 +346,13 @@ class AckFacts:
 async def ack_facts(db: Db, reporter: str, since: str, ack_limit: int) -> AckFacts:
     # The ack count stops at the limit: it runs on every new case and is all a flood check
     # needs (INDEXED BY: the planner would rather range over every ack by purpose).
+    acks = ("outbox INDEXED BY outbox_acks WHERE purpose GLOB 'ack:*'" if dialect(db) == "sqlite"
+            else "outbox WHERE purpose LIKE 'ack:%'")  # each the partial index's predicate
     row = await one(db, "SELECT (SELECT count(*) FROM cases WHERE reporter = ?1"
                         " AND created_at >= ?2),"
                         " (SELECT fingerprint FROM pgp_keys WHERE address = lower(?1)),"
-                        " (SELECT count(*) FROM (SELECT 1 FROM outbox INDEXED BY outbox_acks"
-                        "  WHERE purpose GLOB 'ack:*' AND created_at >= ?2 LIMIT ?3))",
+                        f" (SELECT count(*) FROM (SELECT 1 FROM {acks}"
+                        "  AND created_at >= ?2 LIMIT ?3) AS acks)",
                     (reporter, since, ack_limit))
     assert row is not None
     return AckFacts(int(row[0]), row[1], int(row[2]))

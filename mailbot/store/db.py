@@ -1,159 +1,138 @@
-"""The one SQLite connection: PRAGMAs, migrations, and transactions under a lock.
+"""What the rest of the code sees of the database, whichever backend runs.
 
-One aiosqlite connection is one thread with one transaction state, so every use of it,
-read or write, holds `_lock`: concurrent tasks never see each other's half-transactions.
+`Db` is the connection a transaction hands out: aiosqlite's own connection, or the
+PostgreSQL adapter (`mailbot.store.pg`) that speaks the same three calls. Queries in
+store/ are written once, in the SQL both backends accept, with `?` placeholders.
+`Store.open` picks the backend from the configured database: a path is SQLite, a
+`postgresql://` URL is PostgreSQL.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
-import sqlite3
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Iterable, Iterator, Sequence
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-import aiosqlite
+from mailbot.errors import ConfigError
+from mailbot.store.migrate import Migration
 
-from mailbot.errors import StoreBusy
-from mailbot.private import create_file, make_dirs, tighten
-from mailbot.store.migrate import Migration, migrate
+if TYPE_CHECKING:
+    from mailbot.config import StorageConfig
 
-Db = aiosqlite.Connection
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
 
-async def one(db: Db, sql: str, params: Sequence[Any] = ()) -> sqlite3.Row | None:
-    """The first row of a query, in one trip to the database thread (a cursor costs three)."""
+class Row(Protocol):
+    """A result row, read by position or by column name (sqlite3.Row or the adapter's)."""
+
+    def __getitem__(self, key: Any, /) -> Any: ...
+    def __iter__(self) -> Iterator[Any]: ...
+    def __len__(self) -> int: ...
+    def keys(self) -> list[str]: ...
+
+
+class Cursor(Protocol):
+    @property
+    def rowcount(self) -> int: ...
+
+
+class Db(Protocol):
+    def execute(self, sql: str, parameters: Iterable[Any] = ..., /) -> Awaitable[Cursor]: ...
+
+    def execute_fetchall(
+        self, sql: str, parameters: Iterable[Any] = ..., /
+    ) -> Awaitable[Iterable[Row]]: ...
+
+    def executemany(
+        self, sql: str, parameters: Iterable[Iterable[Any]], /
+    ) -> Awaitable[Cursor]: ...
+
+
+async def one(db: Db, sql: str, params: Sequence[Any] = ()) -> Row | None:
+    """The first row of a query, in one trip to the database (a cursor costs three)."""
     rows = await db.execute_fetchall(sql, params)
     return next(iter(rows), None)
 
 
+def dialect(db: Db) -> str:
+    """"sqlite" or "postgresql", for the rare query that must differ (a planner hint)."""
+    return str(getattr(db, "dialect", "sqlite"))
+
+
+def is_postgres(database: str | Path) -> bool:
+    return str(database).startswith(POSTGRES_SCHEMES)
+
+
 class Store:
-    def __init__(self, db: Db, path: Path) -> None:
-        self._db = db
-        self.path = path
-        self._lock = asyncio.Lock()
-        self._durable_waiting = 0
+    """One database, shared by every task of the process; see the backends for how."""
+
+    dialect: str = ""
+    # The SQLite file (its sent journal lives beside it); None for a server database.
+    path: Path | None = None
 
     @classmethod
-    async def open(cls, path: Path, *, apply_migrations: bool = True) -> Store:
-        if str(path) != ":memory:":
-            # What fails here (a read-only or full disk) fails SQLite's open below too,
-            # which says so in its own words.
-            with contextlib.suppress(OSError):
-                await asyncio.to_thread(_private, path)
-        try:
-            db = await aiosqlite.connect(path, isolation_level=None)
-        except sqlite3.Error as e:
-            raise StoreBusy(f"cannot open database {path}: {e}") from e
-        db.row_factory = aiosqlite.Row
-        store = cls(db, path)
-        try:
-            await db.execute("PRAGMA journal_mode = WAL")
-            # NORMAL: in WAL mode every commit survives a crash of the process; only a power
-            # failure can undo the latest ones. Intake asks for FULL (see `write`).
-            await db.execute("PRAGMA synchronous = NORMAL")
-            await db.execute("PRAGMA foreign_keys = ON")
-            await db.execute("PRAGMA busy_timeout = 10000")
-            if apply_migrations:
-                await store.migrate()
-        except sqlite3.Error as e:
-            await db.close()
-            raise StoreBusy(f"cannot open database {path}: {e}{_why(path)}") from e
-        except BaseException:
-            await db.close()
-            raise
-        return store
+    async def open(cls, database: str | Path, *, apply_migrations: bool = True,
+                   password: str | None = None) -> Store:
+        if is_postgres(database):
+            from mailbot.store.pg import PgStore
+
+            return await PgStore.connect(str(database), password=password,
+                                         apply_migrations=apply_migrations)
+        from mailbot.store.sqlite import SqliteStore
+
+        return await SqliteStore.connect(Path(database), apply_migrations=apply_migrations)
 
     async def migrate(self) -> list[Migration]:
-        async with self._lock, _translate():
-            return await migrate(self._db)
+        raise NotImplementedError
 
     async def close(self) -> None:
-        async with self._lock:
-            await self._db.close()
+        raise NotImplementedError
 
-    @asynccontextmanager
-    async def write(self, *, durable: bool = False) -> AsyncIterator[Db]:
-        """One write transaction (BEGIN IMMEDIATE … COMMIT), rolled back on any error.
+    def write(self, *, durable: bool = False) -> AbstractAsyncContextManager[Db]:
+        """One write transaction, committed at the end, rolled back on any error.
+        `durable`: committed to stable storage before this returns (intake, before 250)."""
+        raise NotImplementedError
 
-        `durable`: the commit is synced to disk (synchronous=FULL) before this returns, as
-        intake needs before it answers 250. Syncing the WAL also makes every earlier commit
-        durable, so a power failure can only ever cost work that is redone from raw mail.
-        """
-        if durable:
-            self._durable_waiting += 1
-        try:
-            await self._lock.acquire()
-        finally:
-            if durable:
-                self._durable_waiting -= 1
-        try:
-            async with self._transaction(durable) as db:
-                yield db
-        finally:
-            self._lock.release()
+    def statement(self) -> AbstractAsyncContextManager[Db]:
+        """The connection for ONE write statement outside a transaction."""
+        raise NotImplementedError
+
+    def read(self) -> AbstractAsyncContextManager[Db]:
+        raise NotImplementedError
+
+    def side_read(self) -> AbstractAsyncContextManager[Db]:
+        """A read on a connection of its own, which never waits for this process's
+        transaction (a probe, a scrape)."""
+        raise NotImplementedError
+
+    async def write_problem(self, timeout: float) -> str | None:
+        """Why a write transaction could not begin now (a readiness probe), or None."""
+        raise NotImplementedError
+
+    async def compact(self) -> None:
+        """Give back the space of deleted data (after an erasure)."""
+        raise NotImplementedError
 
     @property
     def intake_waiting(self) -> bool:
-        """A durable write (a delivery whose sender waits for 250) waits for the lock: a
+        """A durable write (a delivery whose sender waits for 250) waits for its turn: a
         long transaction should commit what it has and let it in."""
-        return self._durable_waiting > 0
-
-    @asynccontextmanager
-    async def _transaction(self, durable: bool) -> AsyncIterator[Db]:
-        async with _translate():
-            if durable:
-                await self._db.execute("PRAGMA synchronous = FULL")
-            try:
-                await self._db.execute("BEGIN IMMEDIATE")
-                try:
-                    yield self._db
-                    await self._db.execute("COMMIT")
-                except BaseException:
-                    # A failed COMMIT (disk full) can leave the transaction open: end it.
-                    with contextlib.suppress(sqlite3.Error):
-                        await self._db.execute("ROLLBACK")
-                    raise
-            finally:
-                if durable:
-                    await self._db.execute("PRAGMA synchronous = NORMAL")
-
-    @asynccontextmanager
-    async def statement(self) -> AsyncIterator[Db]:
-        """The connection for ONE write statement, which SQLite makes its own transaction:
-        a round trip to the database thread instead of three."""
-        async with self._lock, _translate():
-            yield self._db
-
-    @asynccontextmanager
-    async def read(self) -> AsyncIterator[Db]:
-        async with self._lock, _translate():
-            yield self._db
+        return False
 
 
-def _private(path: Path) -> None:
-    """The database file exists 0600 before SQLite opens it: SQLite gives its -wal and -shm
-    the database file's mode, so they are private too, whatever the umask."""
-    make_dirs(path.parent)
-    create_file(path)
-    for extra in ("-wal", "-shm", "-journal"):
-        tighten(Path(f"{path}{extra}"))
 
-
-def _why(path: Path) -> str:
-    """What SQLite's "unable to open database file" most often means."""
-    if str(path) != ":memory:" and not os.access(path.parent, os.W_OK):
-        return f" ({path.parent} is read-only: SQLite needs to write its WAL next to the file)"
-    return ""
-
-
-@asynccontextmanager
-async def _translate() -> AsyncIterator[None]:
-    """sqlite3's operational errors (locked, full, read-only) are transient for the caller."""
-    try:
-        yield
-    except sqlite3.OperationalError as e:
-        raise StoreBusy(f"database: {e}") from e
+async def open_store(storage: StorageConfig, *, apply_migrations: bool = True) -> Store:
+    """The configured database: its password read from `password_file` when one is named
+    (else libpq's own: the URL, $PGPASSWORD, ~/.pgpass)."""
+    password = None
+    if storage.url and storage.password_file:
+        try:
+            text = await asyncio.to_thread(storage.password_file.read_text, encoding="utf-8")
+        except OSError as e:
+            raise ConfigError(None, "storage.password_file",
+                              f"cannot read {storage.password_file}: {e.strerror}") from e
+        password = text.strip()
+    return await Store.open(storage.target, apply_migrations=apply_migrations,
+                            password=password)

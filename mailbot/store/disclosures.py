@@ -75,7 +75,7 @@ async def hall_of_fame(db: Db, today: str, inbox: str | None = None) -> list[dic
         " FROM cases c JOIN disclosures d ON d.case_id = c.id"
         " WHERE c.credit IS NOT NULL AND c.state = 'resolved'"
         " AND (d.public_at IS NOT NULL OR (d.agreed_at IS NOT NULL AND d.proposed_on <= ?))"
-        " AND (? IS NULL OR c.inbox = ?) ORDER BY published DESC, c.id DESC",
+        " AND (CAST(? AS TEXT) IS NULL OR c.inbox = ?) ORDER BY published DESC, c.id DESC",
         (today, inbox, inbox))
     return [{"credit": r[0], "cve": r[1], "inbox": r[2], "published": str(r[3])[:10]}
             for r in rows]

@@ -58,9 +58,9 @@ async def scrub(db: Db, case_ids: Sequence[int], *, at: str, actor: str, why: st
             " recipients = ? WHERE case_id = ?",
             (ERASED, reporter, alias, json.dumps([ERASED]), case_id))
         # Mail not yet sent to an erased reporter will never be: it would carry their data.
-        await db.execute("UPDATE outbox SET raw = X'', rcpt_to = ?, status = CASE status"
+        await db.execute("UPDATE outbox SET raw = ?, rcpt_to = ?, status = CASE status"
                          " WHEN 'pending' THEN 'dropped' ELSE status END WHERE case_id = ?",
-                         (json.dumps([alias]), case_id))
+                         (b"", json.dumps([alias]), case_id))
         await db.execute("DELETE FROM held_notices WHERE case_id = ?", (case_id,))
         await db.execute("UPDATE message_ids SET sender = ? WHERE case_id = ?"
                          " AND lower(sender) = lower(?)", (alias, case_id, reporter))
@@ -90,12 +90,13 @@ async def _raw_of_case(db: Db, case_id: int) -> int:
     for inbound_id in ids:
         shared = await db.execute_fetchall(
             "SELECT 1 FROM inbound i LEFT JOIN cases c ON c.id = i.case_id"
-            " WHERE i.raw_of = ? AND (c.id IS NULL OR c.erased_at IS NULL) AND c.id IS NOT ?",
+            " WHERE i.raw_of = ? AND (c.id IS NULL OR c.erased_at IS NULL)"
+            " AND c.id IS DISTINCT FROM ?",
             (inbound_id, case_id))
         if shared:
             continue
-        cur = await db.execute("UPDATE inbound SET raw = X'', mail_from = NULL, peer = NULL"
-                               " WHERE id = ? AND length(raw) > 0", (inbound_id,))
+        cur = await db.execute("UPDATE inbound SET raw = ?, mail_from = NULL, peer = NULL"
+                               " WHERE id = ? AND length(raw) > 0", (b"", inbound_id))
         deleted += cur.rowcount
     return deleted
 
@@ -103,6 +104,6 @@ async def _raw_of_case(db: Db, case_id: int) -> int:
 async def stray_mail(db: Db, address: str) -> int:
     """Mail from this address that belongs to no case (quarantined, ignored): emptied."""
     cur = await db.execute(
-        "UPDATE inbound SET raw = X'', mail_from = NULL, peer = NULL WHERE case_id IS NULL"
-        " AND lower(mail_from) = lower(?) AND length(raw) > 0", (address,))
+        "UPDATE inbound SET raw = ?, mail_from = NULL, peer = NULL WHERE case_id IS NULL"
+        " AND lower(mail_from) = lower(?) AND length(raw) > 0", (b"", address))
     return cur.rowcount

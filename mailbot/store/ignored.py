@@ -36,7 +36,8 @@ async def by_reason(db: Db, since: str, until: str, inbox: str | None = None) ->
     """How many mails were ignored in [since, until), by the kind of reason."""
     rows = await db.execute_fetchall(
         "SELECT reason FROM inbound WHERE status = 'ignored' AND received_at >= ?"
-        " AND received_at < ? AND (? IS NULL OR inbox = ?)", (since, until, inbox, inbox))
+        " AND received_at < ? AND (CAST(? AS TEXT) IS NULL OR inbox = ?)",
+        (since, until, inbox, inbox))
     return Counter(group(r[0]) for r in rows)
 
 

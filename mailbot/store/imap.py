@@ -60,8 +60,8 @@ async def taken(
 ) -> None:
     """Record (uid, message_id, inbound_id) rows, in the transaction that stored the mail."""
     await db.executemany(
-        "INSERT OR IGNORE INTO imap_messages (mailbox, uidvalidity, uid, message_id, inbound_id)"
-        " VALUES (?, ?, ?, ?, ?)",
+        "INSERT INTO imap_messages (mailbox, uidvalidity, uid, message_id, inbound_id)"
+        " VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
         [(mailbox, uidvalidity, uid, mid, inbound_id) for uid, mid, inbound_id in rows])
 
 
@@ -78,7 +78,8 @@ async def set_state(
     await db.execute(
         "INSERT INTO imap_folders (mailbox, inbox, state, last_error, failures, state_at)"
         " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (mailbox) DO UPDATE SET inbox = excluded.inbox,"
-        " state = excluded.state, last_error = coalesce(excluded.last_error, last_error),"
+        " state = excluded.state,"
+        " last_error = coalesce(excluded.last_error, imap_folders.last_error),"
         " failures = excluded.failures, state_at = excluded.state_at",
         (mailbox, inbox, state, error, failures, at))
 
@@ -105,3 +106,11 @@ async def statuses(db: Db) -> list[dict[str, object]]:
     keys = ("mailbox", "inbox", "state", "since", "mode", "warnings", "last_error", "failures",
             "uidvalidity", "last_uid", "taken", "unmarked")
     return [dict(zip(keys, r, strict=True)) for r in rows]
+
+
+async def stuck_folders(db: Db, failures: int) -> list[tuple[str, str, int]]:
+    """Folders whose watcher stopped or failed `failures` times in a row: (mailbox, state,
+    failures)."""
+    return [(str(m), str(s), int(f)) for m, s, f in await db.execute_fetchall(
+        "SELECT mailbox, state, failures FROM imap_folders WHERE state = 'stopped'"
+        " OR failures >= ?", (failures,))]

@@ -6,7 +6,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from mailbot.store.db import Db, one
+from mailbot.store.db import Db, Row, one
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,19 +84,19 @@ _COLUMNS = ("id, received_at, source, mail_from, rcpt_to, inbox,"
             " status, reason, case_id, raw_of")
 
 
-def _row(r: Sequence[object]) -> InboundRow:
+def _row(r: Row) -> InboundRow:
     return InboundRow(
-        id=int(r[0]),  # type: ignore[call-overload]
+        id=int(r[0]),
         received_at=str(r[1]),
         source=str(r[2]),
-        mail_from=r[3],  # type: ignore[arg-type]
+        mail_from=r[3],
         rcpt_to=_recipients(r[4]),
         inbox=str(r[5]),
-        raw=bytes(r[6]),  # type: ignore[call-overload]
+        raw=bytes(r[6]),
         status=str(r[7]),
-        reason=r[8],  # type: ignore[arg-type]
-        case_id=r[9],  # type: ignore[arg-type]
-        raw_of=r[10],  # type: ignore[arg-type]
+        reason=r[8],
+        case_id=r[9],
+        raw_of=r[10],
     )
 
 

@@ -80,11 +80,9 @@ async def answers_our_mail(db: Db, case_id: int, address: str,
     marks = ",".join("?" * len(ids))
     since = (" AND encrypted = 1 AND id > (SELECT max(id) FROM messages WHERE inbound_id = ?)",
              (encrypted_after,)) if encrypted_after is not None else ("", ())
-    async with db.execute(
+    rows = await db.execute_fetchall(
         f"SELECT recipients FROM messages WHERE case_id = ? AND direction = 'out'"
-        f" AND message_id IN ({marks}){since[0]}", (case_id, *ids, *since[1]),
-    ) as cur:
-        rows = await cur.fetchall()
+        f" AND message_id IN ({marks}){since[0]}", (case_id, *ids, *since[1]))
     return any(address.lower() in (r.lower() for r in json.loads(row[0])) for row in rows)
 
 

@@ -9,7 +9,8 @@ async def remember(db: Db, case_id: int, list_id: str, address: str | None, *,
                    ours: bool) -> None:
     await db.execute(
         "INSERT INTO case_lists (case_id, list_id, address, ours) VALUES (?,?,?,?)"
-        " ON CONFLICT DO UPDATE SET address = coalesce(excluded.address, address)",
+        " ON CONFLICT (case_id, list_id) DO UPDATE"
+        " SET address = coalesce(excluded.address, case_lists.address)",
         (case_id, list_id, address.lower() if address else None, int(ours)))
 
 

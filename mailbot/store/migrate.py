@@ -1,7 +1,10 @@
 """Apply `migrations/NNNN_name.sql` in order, each with its bookkeeping row in one transaction.
 
-sqlite3's executescript() commits first and ignores the transaction, so a migration is
-split into statements (sqlite3.complete_statement) and run one by one inside BEGIN/COMMIT.
+SQLite's set is `migrations/`, PostgreSQL's `migrations/postgresql/` (the same schema;
+a new migration comes in both, a test compares them). sqlite3's executescript() commits
+first and ignores the transaction, so a SQLite migration is split into statements
+(sqlite3.complete_statement) and run one by one inside BEGIN/COMMIT. A database that
+holds a version this code does not know is refused (`SchemaTooNew`).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from pathlib import Path
 
 import aiosqlite
 
+from mailbot.errors import SchemaTooNew
 from mailbot.resources import migrations_dir
 
 _NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
@@ -27,6 +31,7 @@ class Migration:
 
 
 def discover(directory: Path | None = None) -> list[Migration]:
+    """SQLite's migrations (or those in `directory`), in order."""
     directory = directory or migrations_dir()
     found = []
     for path in sorted(directory.glob("*.sql")):
@@ -55,13 +60,30 @@ def split_statements(script: str) -> list[str]:
     return statements
 
 
+BOOKKEEPING = ("CREATE TABLE IF NOT EXISTS schema_migrations ("
+               " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)")
+
+
+def refuse_newer(applied: int | None, known: list[Migration]) -> None:
+    newest = max((m.version for m in known), default=0)
+    if applied is not None and applied > newest:
+        raise SchemaTooNew(applied, newest)
+
+
+async def check_version(db: aiosqlite.Connection, directory: Path | None = None) -> None:
+    """Refuse a database migrated by a newer mailbot (for opens that do not migrate)."""
+    if not list(await db.execute_fetchall(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'")):
+        return
+    rows = list(await db.execute_fetchall("SELECT max(version) FROM schema_migrations"))
+    refuse_newer(rows[0][0], discover(directory))
+
+
 async def migrate(db: aiosqlite.Connection, directory: Path | None = None) -> list[Migration]:
     """Apply what is missing; return what was applied. The caller holds the write lock."""
-    await db.execute(
-        "CREATE TABLE IF NOT EXISTS schema_migrations ("
-        " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
-    )
+    await db.execute(BOOKKEEPING)
     await db.commit()
+    await check_version(db, directory)
     applied = []
     for m in discover(directory):
         await db.execute("BEGIN IMMEDIATE")

@@ -24,7 +24,7 @@ async def spent(db: Db, addresses: Sequence[str], since: str,
     for address in dict.fromkeys(a.lower() for a in addresses):
         row = await one(
             db, "SELECT (SELECT count(*) FROM (SELECT 1 FROM notices WHERE address = ?1"
-                " AND at >= ?2 LIMIT ?3)), (SELECT coalesce(sum(attachment_bytes), 0)"
+                " AND at >= ?2 LIMIT ?3) AS recent), (SELECT coalesce(sum(attachment_bytes), 0)"
                 " FROM notices WHERE address = ?1 AND at >= ?2 AND attachment_bytes > 0)",
             (address, since, limit))
         found[address] = Spent(int(row[0]), int(row[1])) if row else Spent(0, 0)

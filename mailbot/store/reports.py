@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Sequence
 
-from mailbot.store.db import Db
+from mailbot.store.db import Db, Row
 
 REPORT_FIELDS = ("id", "ref", "inbox", "state", "severity", "assignee", "subject",
                  "created_at", "first_response_due", "first_responded_at", "resolution_due",
@@ -16,7 +15,7 @@ REPORTER_KINDS = ("ack", "reply")
 
 
 async def cases_alive(db: Db, start: str, end: str, inbox: str | None = None
-                      ) -> list[sqlite3.Row]:
+                      ) -> list[Row]:
     """Cases opened before `end` and not closed before `start` (ISO moments in UTC), with
     the reason of their latest #close (`close_reason`, NULL for other outcomes)."""
     sql = (f"SELECT {', '.join(REPORT_FIELDS)},"

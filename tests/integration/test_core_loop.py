@@ -13,6 +13,7 @@ import pytest
 from mailbot.config import load_config
 from mailbot.store import cases as case_q
 from mailbot.store import inbound as inbound_q
+from mailbot.store import one
 from mailbot.store import outbox as outbox_q
 from tests.support import FRIDAY_EVENING, Bot, MovingClock, Sink, report, running_bot
 
@@ -289,8 +290,8 @@ async def test_relay_down_then_up_delivers_once(
         store = await bot.open_store()
 
         async def deferred() -> bool:
-            async with store.read() as db, db.execute("SELECT attempts FROM outbox") as cur:
-                row = await cur.fetchone()
+            async with store.read() as db:
+                row = await one(db, "SELECT attempts FROM outbox")
             return bool(row and row[0] >= 1)
 
         await wait_until(deferred)

@@ -13,7 +13,7 @@ from mailbot.clock import iso
 from mailbot.config import Config, load_config
 from mailbot.jobs.escalation import Escalator
 from mailbot.mail.render import Templates
-from mailbot.store import Store
+from mailbot.store import Store, one
 from mailbot.store import cases as case_q
 
 AMS = ZoneInfo("Europe/Amsterdam")
@@ -47,13 +47,12 @@ async def open_case(store: Store, ref: str = "SEC-2026-0001", severity: str | No
                     first_due: datetime = datetime(2026, 12, 23, 23, 59, 59, tzinfo=AMS),
                     resolution_due: datetime = datetime(2027, 1, 17, 23, 59, 59, tzinfo=AMS)
                     ) -> int:
-    async with store.write() as db, db.execute(
-        "INSERT INTO cases (ref, inbox, reporter, subject, language, created_at, updated_at,"
-        " first_response_due, resolution_due, severity) VALUES"
-        " (?, 'security', 'r@example.net', 'XSS', 'en', ?, ?, ?, ?, ?) RETURNING id",
-        (ref, OPENED, OPENED, iso(first_due), iso(resolution_due), severity),
-    ) as cur:
-        row = await cur.fetchone()
+    async with store.write() as db:
+        row = await one(
+            db, "INSERT INTO cases (ref, inbox, reporter, subject, language, created_at,"
+            " updated_at, first_response_due, resolution_due, severity) VALUES"
+            " (?, 'security', 'r@example.net', 'XSS', 'en', ?, ?, ?, ?, ?) RETURNING id",
+            (ref, OPENED, OPENED, iso(first_due), iso(resolution_due), severity))
     assert row is not None
     return int(row[0])
 

@@ -27,7 +27,7 @@ import pytest_asyncio
 from mailbot.config import Config, load_config
 from mailbot.intake.durable import Delivery, accept_many
 from mailbot.mail.parse import parse
-from mailbot.store import Store
+from mailbot.store import Store, one
 from mailbot.store import inbound as inbound_q
 from mailbot.triage.pipeline import Pipeline
 from tests.support import CONFIG, FRIDAY_EVENING, Bot, MovingClock, Sink
@@ -161,10 +161,9 @@ async def outcome(store: Store, inbound_id: int) -> dict[str, Any]:
     async with store.read() as db:
         row = await inbound_q.get(db, inbound_id)
         assert row is not None
-        cur = await db.execute(
-            "SELECT kind, subject, body, new_text, encrypted, readable, signature FROM messages"
-            " WHERE inbound_id = ?", (inbound_id,))
-        found = await cur.fetchone()
+        found = await one(
+            db, "SELECT kind, subject, body, new_text, encrypted, readable, signature FROM"
+            " messages WHERE inbound_id = ?", (inbound_id,))
         names = ("kind", "subject", "body", "new_text", "encrypted", "readable", "signature")
         message = dict(zip(names, found, strict=True)) if found else None
         if message:
@@ -173,11 +172,11 @@ async def outcome(store: Store, inbound_id: int) -> dict[str, Any]:
         # What this mail caused to be sent: its case's acknowledgement if it opened one,
         # and whatever names its inbound id (notifications, updates, transcripts).
         opened = message is not None and message["kind"] == "report"
-        cur = await db.execute(
-            "SELECT count(*) FROM outbox WHERE (case_id = ? AND purpose LIKE 'ack:%' AND ?)"
+        counted = await one(
+            db, "SELECT count(*) FROM outbox WHERE (case_id = ? AND purpose LIKE 'ack:%' AND ?)"
             " OR purpose LIKE ? OR purpose LIKE ?",
             (row.case_id, opened, f"%:{inbound_id}", f"%:{inbound_id}:%"))
-        queued = int((await cur.fetchone() or (0,))[0])
+        queued = int(counted[0]) if counted else 0
     return {"status": row.status, "reason": row.reason, "case_id": row.case_id,
             "message": message, "queued": queued}
 
