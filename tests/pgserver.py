@@ -24,6 +24,8 @@ from psycopg import sql
 
 from tests.dovecot import free_port
 
+# The PostgreSQL migrations (the whole schema up to 0024 in one file, then one file each).
+MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations" / "postgresql"
 SUPERUSER = "postgres"
 SYSTEM_USER = "postgres"  # who runs the server when we are root
 _VERSION_DIR = re.compile(r"^\d+$")
@@ -142,3 +144,14 @@ class PgServer:
         with contextlib.suppress(OSError):
             return self.log.read_text(errors="replace")
         return ""
+
+
+def apply_migrations(url: str) -> list[int]:
+    """Run each PostgreSQL migration file in order, each in a transaction of its own, as
+    the runner does (one simple-query batch per file); the versions applied."""
+    versions = []
+    for path in sorted(MIGRATIONS.glob("*.sql")):
+        with psycopg.connect(url) as c:  # commits on leaving the block, rolls back on error
+            c.execute(path.read_text(encoding="utf-8").encode())
+        versions.append(int(path.name.split("_", 1)[0]))
+    return versions
