@@ -5,7 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Debian packages the tests use for real (the gpg binary; Dovecot for IMAP; the sqlite3 shell;
-# Postfix and swaks for conformance; openssl for a test certificate).
+# Postfix and swaks for conformance; openssl for a test certificate; PostgreSQL as the
+# second store backend).
 need=()
 command -v gpg >/dev/null 2>&1 || need+=(gnupg)
 # The tests run Dovecot and Postfix with configs of their own in temp dirs; the packages'
@@ -16,6 +17,10 @@ command -v sqlite3 >/dev/null 2>&1 || need+=(sqlite3)
 [ -x /usr/sbin/postfix ] || need+=(postfix)
 command -v swaks >/dev/null 2>&1 || need+=(swaks)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
+# PostgreSQL: tests/pgserver.py runs initdb and pg_ctl from /usr/lib/postgresql/<version>/bin
+# on a cluster of its own in a temp dir; the package's own cluster and service are not used.
+pg_missing=""
+compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || { pg_missing=1; need+=(postgresql); }
 if [ ${#need[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
     # Postfix: no questions, and no /etc/postfix/main.cf (so the system's Postfix has
@@ -31,6 +36,19 @@ if [ ${#need[@]} -gt 0 ]; then
         trap '$SUDO rm -f "$policy"' EXIT
     fi
     $SUDO apt-get update -qq
+    if [ -n "$pg_missing" ]; then
+        # No `main` cluster (it would be a system service with its data in /var/lib): the
+        # server package's postinst reads create_main_cluster from createcluster.conf, which
+        # postgresql-common installs; so, as the official Docker image does, that package
+        # first, then the setting, then the server.
+        DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq postgresql-common
+        conf=/etc/postgresql-common/createcluster.conf
+        if grep -Eq '^[[:space:]]*#?[[:space:]]*create_main_cluster' "$conf"; then
+            $SUDO sed -Ei 's/^[[:space:]]*#?[[:space:]]*create_main_cluster.*/create_main_cluster = false/' "$conf"
+        else
+            echo "create_main_cluster = false" | $SUDO tee -a "$conf" >/dev/null
+        fi
+    fi
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}"
     if [ -n "$policy" ]; then $SUDO rm -f "$policy"; trap - EXIT; fi
 fi

@@ -16,6 +16,8 @@ from mailbot.config import load_config
 from tests.dovecot import Dovecot, ImapServer
 from tests.dovecot import available as dovecot_available
 from tests.pgp_support import Client
+from tests.pgserver import PgServer
+from tests.pgserver import available as pg_available
 from tests.pymap_server import Pymap
 from tests.pymap_server import available as pymap_available
 from tests.support import (
@@ -165,6 +167,31 @@ def own_imap_server(request: pytest.FixtureRequest) -> Iterator[ImapServer]:
         pytest.skip(f"pymap cannot start here: {e}")
     yield server
     server.close()
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PgServer]:
+    """One real PostgreSQL cluster for the session; tests keep apart by database."""
+    if why := pg_available():
+        pytest.skip(why)
+    server = PgServer()
+    try:
+        server.start()
+    except BaseException:
+        server.close()
+        raise
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def pg_url(pg_server: PgServer) -> Iterator[str]:
+    """A fresh empty database of the test's own, dropped afterwards; its URL."""
+    if not pg_server.started:  # a test stopped it and failed before restarting it
+        pg_server.start()
+    url = pg_server.create_database()
+    yield url
+    pg_server.drop_database(url.rpartition("/")[2])
 
 
 # CI replays the same examples every run (a landing must not fail by chance); local runs
