@@ -24,6 +24,7 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from mailbot import daemon
 from mailbot.config import Config, load_config
 from mailbot.store import Store
+from mailbot.store.db import is_postgres
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -263,7 +264,16 @@ async def start_daemon(config: Path, port: int, *, paused: bool = False,
     raise AssertionError(f"daemon did not start listening on {port}")
 
 
-def table(db: Path, sql: str, params: tuple[object, ...] = ()) -> list[tuple[Any, ...]]:
+def table(db: Path | str, sql: str, params: tuple[object, ...] = ()) -> list[tuple[Any, ...]]:
+    """The rows of a query on the SQLite file, or on the PostgreSQL database at a URL (the
+    query in `?` placeholders either way)."""
+    if is_postgres(db):
+        import psycopg
+
+        from mailbot.store.pg import translate
+
+        with psycopg.connect(str(db), connect_timeout=10) as pg:
+            return pg.execute(translate(sql)[0].encode(), params).fetchall()
     with contextlib.closing(sqlite3.connect(db)) as conn:
         return conn.execute(sql, params).fetchall()
 

@@ -129,7 +129,7 @@ async def killer(daemon: Daemon, kills: int, rng: random.Random, spread: float) 
         await daemon.start()
 
 
-async def settle(db: Path, timeout: float) -> None:
+async def settle(db: Path | str, timeout: float) -> None:
     """Wait until nothing is pending: no inbound mail, no outgoing mail due."""
     async with asyncio.timeout(timeout):
         while True:
@@ -141,7 +141,7 @@ async def settle(db: Path, timeout: float) -> None:
             await asyncio.sleep(0.2)
 
 
-def check_ledger(db: Path, ledger: Ledger) -> None:
+def check_ledger(db: Path | str, ledger: Ledger) -> None:
     """Every mail that got 250 is stored once and handled; each report opened one case and
     each follow-up is on its report's case."""
     assert not ledger.refused, ledger.refused[:3]
@@ -166,7 +166,7 @@ def check_ledger(db: Path, ledger: Ledger) -> None:
     assert all(kinds.get(m) == s.kind for m, s in ledger.accepted.items())
 
 
-def check_relay(db: Path, received: list[Received], ledger: Ledger, kills: int) -> int:
+def check_relay(db: Path | str, received: list[Received], ledger: Ledger, kills: int) -> int:
     """Each case's reporter got exactly one acknowledgement, each staff member one notice
     per mail, and every queued mail arrived. Returns the copies sent again: only a kill
     between the relay's 250 and the record of it can cause one (at least once, the same

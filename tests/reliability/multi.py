@@ -1,0 +1,73 @@
+"""Several mailbot instances on one PostgreSQL database: their configs, and a client that
+sends like an MTA with several MX hosts (any instance; another one when that one is down)."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from email.message import EmailMessage
+from pathlib import Path
+
+import aiosmtplib
+
+from tests.reliability.harness import Daemon, Ledger, Sent
+from tests.support import CONFIG, free_port, table
+
+
+def instance_config(tmp_path: Path, name: str, url: str, sink_port: int, port: int = 0,
+                    extra: str = "") -> Path:
+    """The usual test config for instance `name` on the database at `url`: a gpg home of its
+    own, the secret shared by every instance (their reply tokens must agree)."""
+    own = tmp_path / name
+    text = CONFIG.format(db=own, sink_port=sink_port, protocol="smtp", max_size="1MB")
+    text = (text.replace(f'database = "{own}"', f'database = "{url}"')
+            .replace(f'secret_file = "{own}.secret"',
+                     f'secret_file = "{tmp_path / "shared.secret"}"')
+            .replace("port = 0", f"port = {port}"))
+    assert url in text and "shared.secret" in text
+    # Hundreds of reporters in the long run: past the default global ack limit.
+    path = tmp_path / f"{name}.toml"
+    path.write_text(text + "\n[limits]\nacks_per_hour = 100000\n" + extra)
+    return path
+
+
+def daemons(tmp_path: Path, url: str, sink_port: int, count: int = 2,
+            extra: str = "") -> list[Daemon]:
+    """`count` instances, each a `mailbot run` child on a fixed loopback port of its own."""
+    made = []
+    for i in range(count):
+        port = free_port()
+        name = f"instance-{i}"
+        made.append(Daemon(instance_config(tmp_path, name, url, sink_port, port, extra),
+                           port, tmp_path / f"{name}.log"))
+    return made
+
+
+async def spread_client(ports: list[int], plan: list[tuple[EmailMessage, Sent]],
+                        ledger: Ledger, rng: random.Random) -> None:
+    """Send each mail to a listener picked at random; one not answered 250 (4xx, refused,
+    hung up: that instance is down) is sent again to a listener picked again."""
+    for msg, sent in plan:
+        raw = msg.as_bytes()
+        while True:
+            port = rng.choice(ports)
+            try:
+                async with aiosmtplib.SMTP(hostname="127.0.0.1", port=port, timeout=15) as smtp:
+                    await smtp.sendmail(sent.sender, ["security@example.org"], raw)
+                ledger.accepted[sent.message_id] = sent
+                break
+            except aiosmtplib.SMTPResponseException as e:
+                if e.code >= 500:
+                    ledger.refused.append(f"{sent.message_id}: {e.code} {e.message}")
+                    break
+            except (aiosmtplib.SMTPException, OSError):
+                pass
+            ledger.retries += 1
+            await asyncio.sleep(0.05)
+
+
+def columns(url: str, name: str) -> set[str]:
+    """The columns of table `name` in the database at `url`."""
+    return {str(r[0]) for r in table(
+        url, "SELECT column_name FROM information_schema.columns WHERE table_name = ?",
+        (name,))}
