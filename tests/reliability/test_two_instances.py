@@ -27,7 +27,13 @@ from tests.reliability.harness import (
     settle,
     workload,
 )
-from tests.reliability.multi import daemons, instance_config, spread_client
+from tests.reliability.multi import (
+    Instance,
+    columns,
+    daemons,
+    instance_config,
+    spread_client,
+)
 from tests.support import FRIDAY_EVENING, MovingClock, Sink, report, running_bot, table
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -74,9 +80,27 @@ async def test_two_instances_under_kills_lose_nothing_and_repeat_nothing(
     check_ledger(pg_url, ledger)
     total_kills = sum(d.kills for d in pair)
     again = check_relay(pg_url, sink.received, ledger, total_kills)
+    shares = check_processed_by(pg_url, pair)
     print(f"{total_kills} kills, {len(ledger.accepted)} mails, {ledger.retries} retries, "
-          f"{len(sink.received)} at the relay, {again} sent twice")
+          f"{len(sink.received)} at the relay, {again} sent twice, processed {shares}")
     assert [d.kills for d in pair] == [kills, kills]
+
+
+def check_processed_by(url: str, instances: list[Instance]) -> list[int] | None:
+    """Every processed mail names the one instance (a start of it: a pid) that processed it,
+    and each instance processed some: the mails per instance. None when the schema keeps no
+    such record (`inbound.processed_by`)."""
+    if "processed_by" not in columns(url, "inbound"):
+        print("inbound.processed_by missing: which instance processed a mail is not checked")
+        return None
+    shares = [0] * len(instances)
+    for mid, by in table(url, "SELECT message_id, processed_by FROM inbound"
+                              " WHERE status = 'done'"):
+        owners = [i for i, d in enumerate(instances) if d.holds(by)]
+        assert len(owners) == 1, f"{mid}: processed by {by!r}, not one of the instances"
+        shares[owners[0]] += 1
+    assert all(shares), f"an instance processed nothing: {shares}"
+    return shares
 
 
 def _escalations(url: str) -> list[tuple[str, str]]:
