@@ -289,7 +289,7 @@ def _text_of(r: Received) -> str:
     return "\n".join(out)
 
 
-def leaks(received: list[Received], db: Path, config: Config) -> list[str]:
+def leaks(received: list[Received], db: Path | str, config: Config) -> list[str]:
     """Mails that carry text of a case to someone who is neither staff nor its reporter.
 
     A case's text is its reference, its subject and the longer lines its reporter wrote;
@@ -326,7 +326,8 @@ def leaks(received: list[Received], db: Path, config: Config) -> list[str]:
     return found
 
 
-def assert_confidential(received: list[Received], db: Path, config: Config | Path) -> None:
+def assert_confidential(received: list[Received], db: Path | str,
+                        config: Config | Path) -> None:
     if isinstance(config, Path):
         config = load_config(config)
     problems = leaks(received, db, config)

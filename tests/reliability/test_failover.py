@@ -16,7 +16,7 @@ import pytest
 from tests.dovecot import Dovecot
 from tests.imap_support import SEEN, imap_table, password_file, reports
 from tests.reliability.multi import Instance, daemons, lease_holders, until
-from tests.support import Sink, table
+from tests.support import Sink, assert_confidential, table
 
 ROOT = Path(__file__).resolve().parents[2]
 # The leases come with migration 0025 (the claims work); without it there is nothing that
@@ -114,6 +114,7 @@ async def test_scheduler_leader_fails_over(pg_url: str, sink: Sink, tmp_path: Pa
                 d.proc.kill()
     notices = [r for r in sink.to("alice@example.org") if "SEC-2026-0900" in str(r.msg["Subject"])]
     assert len({str(r.msg["Message-ID"]) for r in notices}) == 1
+    assert_confidential(sink.received, pg_url, pair[0].config)
 
 
 async def test_imap_folder_holder_fails_over(make_dovecot: Callable[..., Dovecot], pg_url: str,
@@ -159,3 +160,4 @@ async def test_imap_folder_holder_fails_over(make_dovecot: Callable[..., Dovecot
     assert len(acks) == 10
     flags = await asyncio.to_thread(server.flags, user)
     assert len(flags) == 10 and all(SEEN in f for f in flags.values())
+    assert_confidential(sink.received, pg_url, pair[0].config)

@@ -34,7 +34,15 @@ from tests.reliability.multi import (
     instance_config,
     spread_client,
 )
-from tests.support import FRIDAY_EVENING, MovingClock, Sink, report, running_bot, table
+from tests.support import (
+    FRIDAY_EVENING,
+    MovingClock,
+    Sink,
+    assert_confidential,
+    report,
+    running_bot,
+    table,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
@@ -81,6 +89,7 @@ async def test_two_instances_under_kills_lose_nothing_and_repeat_nothing(
     total_kills = sum(d.kills for d in pair)
     again = check_relay(pg_url, sink.received, ledger, total_kills)
     shares = check_processed_by(pg_url, pair)
+    assert_confidential(sink.received, pg_url, pair[0].config)
     print(f"{total_kills} kills, {len(ledger.accepted)} mails, {ledger.retries} retries, "
           f"{len(sink.received)} at the relay, {again} sent twice, processed {shares}")
     assert [d.kills for d in pair] == [kills, kills]
@@ -163,3 +172,4 @@ async def test_two_instances_queue_each_escalation_step_once(
     assert set(at_relay) == ids
     assert set(at_relay.values()) == {1}, "an escalation mail sent twice"
     assert table(pg_url, "SELECT count(*) FROM escalations") == [(cases * 2,)]
+    assert_confidential(sink.received, pg_url, configs[0])
