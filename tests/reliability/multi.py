@@ -4,6 +4,7 @@ sends like an MTA with several MX hosts (any instance; another one when that one
 from __future__ import annotations
 
 import asyncio
+import importlib
 import random
 from collections.abc import Callable
 from email.message import EmailMessage
@@ -94,6 +95,17 @@ def columns(url: str, name: str) -> set[str]:
     return {str(r[0]) for r in table(
         url, "SELECT column_name FROM information_schema.columns WHERE table_name = ?",
         (name,))}
+
+
+def leasing_seconds() -> tuple[float, float, float]:
+    """(a claim's length, a lease's length, a lease's renewal period) of mailbot.leasing;
+    zeros while there is no such module (before the claims work)."""
+    try:
+        leasing = importlib.import_module("mailbot.leasing")
+    except ModuleNotFoundError:
+        return 0.0, 0.0, 0.0
+    return (float(leasing.CLAIM.total_seconds()), float(leasing.LEASE.total_seconds()),
+            float(leasing.RENEW_EVERY))
 
 
 def lease_holders(url: str) -> dict[str, str]:
