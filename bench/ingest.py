@@ -191,6 +191,7 @@ async def smtp_path(
     for raw in mails:
         queue.put_nowait(raw)
     errors = 0
+    replies: dict[str, int] = {}  # each error's text, counted: told at the end of the run
     interval = clients / rate if rate else 0.0
 
     async def client(port: int) -> None:
@@ -203,8 +204,9 @@ async def smtp_path(
             sent_at[ids[id(raw)]] = tick
             try:
                 await smtp.sendmail("researcher@example.net", ["security@example.org"], raw)
-            except aiosmtplib.SMTPException:
+            except aiosmtplib.SMTPException as e:
                 errors += 1
+                replies[str(e)[:120]] = replies.get(str(e)[:120], 0) + 1
             if interval:
                 await asyncio.sleep(max(0.0, interval - (time.perf_counter() - tick)))
         await smtp.quit()
@@ -220,6 +222,8 @@ async def smtp_path(
     for p in procs:
         await p.wait()
     server.close()
+    for text, n in replies.items():
+        print(f"  {n} x {text}", file=sys.stderr)
     latencies = sorted(sink.arrived[m] - sent_at[m] for m in reports if m in sink.arrived)
     missing = len(reports) - len(latencies)
     return {
