@@ -409,11 +409,13 @@ async def _list_warnings(config: Config) -> list[str]:
     from mailbot.triage.lists import unconfigured
 
     watched = [i for i in config.inboxes if i.imap is not None]
-    if not watched or not config.storage.database.exists():
+    if not watched or (config.storage.url is None and not config.storage.database.exists()):
         return []
     store = await open_store(config.storage, apply_migrations=False)
     found = []
     try:
+        if await store.schema_version() is None:
+            return []
         for inbox in watched:
             assert inbox.imap is not None
             async with store.read() as db:

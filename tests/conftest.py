@@ -34,6 +34,21 @@ from tests.support import (
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--long", action="store_true",
                      help="run the full reliability suite (kills, 1,000 mails, big hostile mail)")
+    parser.addoption("--backend", choices=("sqlite", "postgresql"), default="sqlite",
+                     help="the database every configured mailbot uses: postgresql gives each"
+                          " test a fresh database on a throwaway cluster ($MAILBOT_DATABASE)")
+
+
+@pytest.fixture(autouse=True)
+def backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """With --backend postgresql, each test's configured mailbot (in this process or a
+    child `mailbot run`) uses a database of its own on the session's PostgreSQL."""
+    chosen = str(request.config.getoption("--backend"))
+    if chosen == "postgresql" and request.node.get_closest_marker("sqlite_only"):
+        pytest.skip("about the SQLite file itself")
+    if chosen == "postgresql":
+        monkeypatch.setenv("MAILBOT_DATABASE", request.getfixturevalue("pg_url"))
+    return chosen
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ from mailbot.jobs import digest, report
 from mailbot.jobs.report import Report
 from mailbot.mail.render import Templates
 from mailbot.sla import BusinessCalendar, deadlines, parse_duration
-from mailbot.store import Store
+from mailbot.store import Store, open_store
 
 AMS = ZoneInfo("Europe/Amsterdam")
 BRU = ZoneInfo("Europe/Brussels")
@@ -205,7 +205,7 @@ async def known(tmp: Path, language: str = "en") -> Config:
 async def render_digest(tmp: Path, language: str = "en") -> tuple[Path, str, str]:
     """The known database under `tmp`, and its digest at END: (database, text, html)."""
     config = await known(tmp, language)
-    store = await Store.open(config.storage.database)
+    store = await open_store(config.storage)
     try:
         digests = await digest.build(store, config, END)
     finally:
@@ -219,7 +219,7 @@ async def build_report(tmp: Path, start: date, end: date, language: str = "en",
                        inbox: str | None = None) -> tuple[Config, Report]:
     """The compliance report of the known database, as of END."""
     config = await known(tmp, language)
-    store = await Store.open(config.storage.database)
+    store = await open_store(config.storage)
     try:
         return config, await report.build(store, config, start, end, inbox, END)
     finally:
@@ -267,7 +267,7 @@ def cells(html: str, chart: str, inbox: int = 0) -> list[dict[str, str]]:
 async def queued_digest(tmp: Path, language: str = "en") -> bytes:
     """The digest at END as queued for the relay: the bytes a recipient's client gets."""
     config = await known(tmp, language)
-    store = await Store.open(config.storage.database)
+    store = await open_store(config.storage)
     try:
         assert await digest.queue(store, config, Templates(), END, "digest:test")
         async with store.read() as db:

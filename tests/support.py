@@ -19,11 +19,14 @@ from pathlib import Path
 from typing import Any
 
 import aiosmtplib
+import psycopg
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from mailbot import daemon
 from mailbot.config import Config, load_config
-from mailbot.store import Store
+from mailbot.store import Store, open_store
+from mailbot.store.db import is_postgres
+from mailbot.store.pg import bind, translate
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -167,7 +170,7 @@ class Bot:
 
     async def open_store(self) -> Store:
         if self.store is None:
-            self.store = await Store.open(self.config.storage.database)
+            self.store = await open_store(self.config.storage)
         return self.store
 
 
@@ -264,7 +267,15 @@ async def start_daemon(config: Path, port: int, *, paused: bool = False,
 
 
 def table(db: Path, sql: str, params: tuple[object, ...] = ()) -> list[tuple[Any, ...]]:
-    with contextlib.closing(sqlite3.connect(db)) as conn:
+    """Run one statement on the test's database, outside the daemon: the SQLite file `db`,
+    or, with `--backend postgresql`, the database $MAILBOT_DATABASE names (same SQL)."""
+    url = os.environ.get("MAILBOT_DATABASE", "")
+    if is_postgres(url):
+        text, numbered = translate(sql)
+        with psycopg.connect(url, autocommit=True) as pg:
+            cur = pg.execute(text.encode(), bind(params, numbered))
+            return [tuple(r) for r in cur.fetchall()] if cur.description else []
+    with contextlib.closing(sqlite3.connect(db, timeout=10)) as conn, conn:
         return conn.execute(sql, params).fetchall()
 
 

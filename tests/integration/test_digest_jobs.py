@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 from mailbot.config import load_config
 from mailbot.jobs import digest
 from mailbot.mail.render import Templates
-from mailbot.store import Store
+from mailbot.store import open_store
 from mailbot.store import outbox as outbox_q
 from tests.email_lint import problems
 from tests.support import report, table
@@ -53,7 +53,7 @@ async def test_one_digest_per_period_across_restarts(
 ) -> None:
     """Running the scheduled job again (a restart, a catch-up) queues nothing more."""
     config = load_config(write_config())
-    store = await Store.open(config.storage.database)
+    store = await open_store(config.storage)
     templates = Templates()
     now = datetime(2026, 12, 21, 10, 0, tzinfo=UTC)
     # Nothing existed before the period ended: a new installation owes no digest.

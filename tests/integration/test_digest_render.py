@@ -17,7 +17,7 @@ import pytest
 from mailbot.config import load_config
 from mailbot.jobs import digest
 from mailbot.mail.render import Templates
-from mailbot.store import Store
+from mailbot.store import open_store
 from tests.digest_support import AMS, END, Cells, cells, render_digest, utc, write_config
 from tests.email_lint import problems
 
@@ -177,7 +177,7 @@ def test_dates_and_numbers_in_the_readers_language(rendered: Rendered) -> None:
 async def test_nothing_this_week(tmp_path: Path) -> None:
     """An inbox with no case at all says so instead of drawing empty charts."""
     config = load_config(write_config(tmp_path))
-    store = await Store.open(config.storage.database)
+    store = await open_store(config.storage)
     try:
         digests = await digest.build(store, config, datetime(2026, 11, 2, 9, tzinfo=AMS))
     finally:

@@ -27,7 +27,7 @@ import pytest_asyncio
 from mailbot.config import Config, load_config
 from mailbot.intake.durable import Delivery, accept_many
 from mailbot.mail.parse import parse
-from mailbot.store import Store, one
+from mailbot.store import Store, one, open_store
 from mailbot.store import inbound as inbound_q
 from mailbot.triage.pipeline import Pipeline
 from tests.support import CONFIG, FRIDAY_EVENING, Bot, MovingClock, Sink
@@ -143,7 +143,7 @@ async def pipeline(tmp_path_factory: pytest.TempPathFactory
                                   max_size="10MB"))
     config = load_config(path)
     import_keys(config)
-    store = await Store.open(config.storage.database)
+    store = await open_store(config.storage)
     try:
         yield Pipeline.create(config, store, MovingClock(FRIDAY_EVENING)), store
     finally:
