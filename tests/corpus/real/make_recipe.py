@@ -44,6 +44,14 @@ PACKAGES: dict[str, dict[str, str]] = {
         "registry": "pypi", "name": "django-mailbox", "version": "4.10.1",
         "artifact": "django-mailbox-4.10.1.tar.gz", "licence": "MIT",
         "root": "django-mailbox-4.10.1"},
+    "notmuch": {
+        "registry": "debian-source", "name": "notmuch", "version": "0.37-1",
+        "artifact": "notmuch_0.37.orig.tar.xz", "licence": "GPL-3.0-or-later",
+        "root": "notmuch-0.37"},
+    "messagelib": {
+        "registry": "debian-source", "name": "kf5-messagelib", "version": "22.12.3-2~deb12u1",
+        "artifact": "kf5-messagelib_22.12.3.orig.tar.xz", "licence": "GPL-2.0-or-later",
+        "root": "messagelib-22.12.3"},
 }
 
 
@@ -254,9 +262,117 @@ def django_mailbox(a: Archive) -> None:
             "django_mailbox/tests/test_process_email.py")
 
 
+NOTMUCH: dict[str, tuple[dict[str, Any], str, str]] = {  # file: (expectation, test, client)
+    "mangling/mixed-up.eml": (
+        {"encrypted": True, "readable": True,
+         "text_contains": 'The password is "abcd1234!", please do not tell anyone.'},
+        "T351-pgpmime-mangling.sh", "Exchange 'mixed-up' mangling of PGP/MIME"),
+    "crypto/basic-encrypted.eml": ({"encrypted": True, "readable": True},
+                                   "T450-emacs-show.sh, T357-index-decryption.sh",
+                                   "Emacs message-mode (notmuch)"),
+    "crypto/encrypted-signed.eml": ({"encrypted": True, "readable": True, "signed": True},
+                                    "T357-index-decryption.sh (good signature)",
+                                    "Emacs message-mode (notmuch)"),
+    "crypto/encrypted-rfc822-attachment": ({"encrypted": True, "readable": True},
+                                           "T450-emacs-show.sh", "alot 0.9.1"),
+    "crypto/simple-encrypted": ({"encrypted": True},
+                                "T357-index-decryption.sh (+encrypted)",
+                                "Emacs message-mode (notmuch)"),
+    "protected-headers/protected-header.eml": (
+        {"encrypted": True, "readable": True, "subject": "This is a protected header"},
+        "T356-protected-headers.sh", "Emacs message-mode (notmuch)"),
+    "protected-headers/encrypted-signed.eml": (
+        {"encrypted": True, "readable": True, "signed": True, "subject": "Rhinoceros dinner"},
+        "T356-protected-headers.sh", "Emacs message-mode (notmuch)"),
+    "protected-headers/encrypted-signed-not-masked.eml": (
+        {"encrypted": True, "readable": True, "signed": True, "subject": "Rhinoceros dinner"},
+        "T356-protected-headers.sh", "Emacs message-mode (notmuch)"),
+    "protected-headers/encrypted-message-with-forwarded-attachment.eml": (
+        {"encrypted": True, "readable": True,
+         "subject": "This is the cryptographic envelope subject"},
+        "T356-protected-headers.sh", "Emacs message-mode (notmuch)"),
+    "protected-headers/misplaced-protected-header.eml": (
+        {"encrypted": True, "readable": True, "subject": "Subject Unavailable"},
+        "T356-protected-headers.sh", "Emacs message-mode (notmuch)"),
+    "protected-headers/no-protected-header-attribute.eml": (
+        {"encrypted": True, "readable": True, "subject": "Subject Unavailable"},
+        "T356-protected-headers.sh", "Emacs message-mode (notmuch)"),
+    "protected-headers/double-wrapped-with-phony-protected-header.eml": (
+        {"encrypted": True, "subject": "Subject Unavailable"},
+        "T356-protected-headers.sh", "Emacs message-mode (notmuch), double-wrapped"),
+    "protected-headers/phony-protected-header-bad-encryption.eml": (
+        {"encrypted": True, "readable": False, "subject": "Subject Unavailable"},
+        "T356-protected-headers.sh (decryption fails)", "Emacs message-mode (notmuch)"),
+    "protected-headers/wrapped-protected-header.eml": (
+        {"encrypted": True, "readable": True,
+         "subject": "[mailing-list] Subject Unavailable"},
+        "T356-protected-headers.sh (decrypted: partial)",
+        "a mailing list's re-wrap of PGP/MIME"),
+    "protected-headers/simple-signed-mail.eml": ({"encrypted": False, "signed": True},
+                                                 "T356-protected-headers.sh",
+                                                 "Emacs message-mode (notmuch)"),
+    "protected-headers/signed-protected-header.eml": ({"encrypted": False, "signed": True},
+                                                      "T356-protected-headers.sh",
+                                                      "Emacs message-mode (notmuch)"),
+}
+
+
+def notmuch(a: Archive) -> None:
+    """notmuch: its PGP/MIME test corpora and test key; T3xx tests record what shows."""
+    for rel, (expect, test, client) in NOTMUCH.items():
+        add("notmuch", f"test/corpora/{rel}", "pgp", expect, "eml", f"test/{test}",
+            client=client, key="gnupg-secret-key")
+    add("notmuch", "test/gnupg-secret-key.asc", "key", {}, "key",
+        "test/gnupg-secret-key.asc (the test suite's key, secret published with it)")
+
+
+_AGENT = re.compile(rb"^(?:User-Agent|X-Mailer):[ \t]*([^\r\n/(]+)", re.I | re.M)
+
+
+def messagelib(a: Archive) -> None:
+    """KDE messagelib: the mails of mimetreeparser's tests whose recorded part tree
+    (NAME.tree) holds an encrypted or signed part; NAME.html records the rendering, and
+    "decryption not possible" or the armored block shown as it is there means it was not
+    opened. Left out: S/MIME and forwarded (encapsulated) crypto, which mailbot reads as
+    neither the message, and test fragments without a From: address (quarantined unread)."""
+    data = "mimetreeparser/autotests/data"
+    for p in a.ls(data):
+        name = p.rsplit("/", 1)[1]
+        tree_path, html_path = f"{p}.tree", f"{p}.html"
+        if (not name.endswith(".mbox") or name.startswith("smime")
+                or f"{a.root}/{tree_path}" not in a.names):
+            continue
+        head = a.read(p).split(b"\n\n", 1)[0]
+        if not re.search(rb"^From:.*@", head, re.I | re.M):
+            continue
+        tree = a.text(tree_path)
+        encrypted, signed = "EncryptedMessagePart" in tree, "SignedMessagePart" in tree
+        if not (encrypted or signed) or "EncapsulatedRfc822MessagePart" in tree:
+            continue
+        expect: dict[str, Any] = {"encrypted": encrypted}
+        if encrypted:
+            html = a.text(html_path) if f"{a.root}/{html_path}" in a.names else ""
+            expect["readable"] = not ("decryption not possible" in html
+                                      or "BEGIN PGP MESSAGE" in html)
+        if signed:
+            expect["signed"] = True
+        agent = _AGENT.search(head)
+        client = agent.group(1).decode().strip() if agent else ""
+        hint = next((c for k, c in {"apple": "Apple Mail", "enigmail": "Enigmail 1.6",
+                                    "mailman": "Mailman footer re-wrap",
+                                    "mailinglist": "mailing list re-wrap"}.items()
+                     if k in name), "")
+        add("messagelib", p, "pgp", expect, "eml",
+            f"{data}/{name}.tree (part tree of basicobjecttreeparsertest) and .html",
+            client=" / ".join(x for x in (client, hint) if x) or "KMail (test data)",
+            key="kdetest, unittest")
+    add("messagelib", "messagecore/autotests/gnupg_home/secring.gpg", "key", {}, "key",
+        "messagecore/autotests/gnupg_home (the test keyring, secret published with it)")
+
+
 READERS = {"email-reply-parser": reply_parser, "talon": talon, "flufl.bounce": flufl,
            "bounceparser": bounceparser, "mailman-pgp": mailman_pgp,
-           "django-mailbox": django_mailbox}
+           "django-mailbox": django_mailbox, "notmuch": notmuch, "messagelib": messagelib}
 
 
 def main(argv: list[str]) -> int:
