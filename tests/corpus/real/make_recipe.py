@@ -147,6 +147,17 @@ def talon(a: Archive) -> None:
                                   "mode": "nospace"}, "html",
             f"tests/html_quotations_test.py test_{client}_reply (extract_reply_and_check)",
             language="ru" if client.endswith("_ru") else "en", client=client)
+    add("talon", "tests/fixtures/OLK_SRC_BODY_SECTION.html", "reply",
+        {"new_text": "Reply", "mode": "nospace"}, "html",
+        "tests/html_quotations_test.py test_OLK_SRC_BODY_SECTION_stripped", language="en",
+        client="Outlook for Mac")
+    add("talon", "tests/fixtures/reply-separated-by-hr.html", "reply",
+        {"new_text": "Hi\nthere", "mode": "nospace"}, "html",
+        "tests/html_quotations_test.py test_reply_separated_by_hr", language="en")
+    add("talon", "tests/fixtures/reply-quotations-share-block.eml", "reply",
+        {"contains": [], "excludes": ["From"], "mode": "parts"}, "eml",
+        "tests/html_quotations_test.py test_reply_quotations_share_block ('From' not in it)",
+        language="en")
 
 
 def flufl(a: Archive) -> None:
