@@ -198,6 +198,7 @@ def bounceparser(a: Archive) -> None:
             continue
         src, test = a.text(t), t.rsplit("/", 1)[1]
         refs = set(re.findall(r"t/corpus/([\w.*-]+\.msg)", src))
+        refs |= set(re.findall(r"[\"']([\w.-]+\.msg)[\"']\s*=>", src))  # "t/corpus/$file" loops
         for ref in sorted(refs):
             rx = re.compile("^t/corpus/" + re.escape(ref).replace(r"\*", ".*") + "$")
             for p in corpus:
@@ -208,7 +209,7 @@ def bounceparser(a: Archive) -> None:
                 auto = test in AUTO or p == NOTES_AUTO
                 add("bounceparser", p, "auto-reply" if auto else "bounce", {"machine": True},
                     "eml", f"{t} ({'is_bounce 0: ' + stem if auto else 'is_bounce 1'})",
-                    provider=re.split(r"[-.]", stem)[0])
+                    provider=re.sub(r"-?\d+$", "", stem.replace(".unknown", "")))
 
 
 PGP: dict[str, tuple[dict[str, Any], str]] = {  # file: (expectation, its test)
