@@ -41,15 +41,17 @@ def run(cmd: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
     try:
         return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=TIMEOUT,
                               check=False)
-    except FileNotFoundError:
-        raise Unavailable(f"{cmd[0]} is not installed") from None
+    except OSError as e:
+        raise Unavailable(f"{cmd[0]} cannot be run ({e.strerror})") from None
     except subprocess.TimeoutExpired:
         raise Unavailable(f"{cmd[0]} gave no answer in {TIMEOUT} s") from None
 
 
 def last_line(p: subprocess.CompletedProcess[str]) -> str:
-    lines = [x for x in (p.stderr + p.stdout).splitlines() if x.strip()]
-    return lines[-1].strip() if lines else f"exit {p.returncode}"
+    """The client's own word on why: its first error line, else its last line."""
+    lines = [x.strip() for x in (p.stderr + p.stdout).splitlines() if x.strip()]
+    errors = [x for x in lines if "error" in x.lower() or x.startswith("E:")]
+    return (errors or lines or [f"exit {p.returncode}"])[0 if errors else -1][:200]
 
 
 def apt_options(cache: Path) -> list[str]:
@@ -85,7 +87,7 @@ def download(pkg: dict[str, Any], tmp: Path, cache: Path) -> Path:
         p = run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--no-binary",
                  ":all:", f"{name}=={version}", "-d", str(tmp)], tmp)
     elif pkg["registry"] == "npm":
-        p = run(["npm", "pack", "--silent", f"{name}@{version}"], tmp)
+        p = run(["npm", "pack", "--loglevel=error", f"{name}@{version}"], tmp)
     elif pkg["registry"] == "debian-source":
         opts = apt_options(cache)
         lists = cache / "apt/lists"
