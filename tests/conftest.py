@@ -46,9 +46,26 @@ def backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> 
     chosen = str(request.config.getoption("--backend"))
     if chosen == "postgresql" and request.node.get_closest_marker("sqlite_only"):
         pytest.skip("about the SQLite file itself")
-    if chosen == "postgresql":
+    # A test that reads a module's shared database (module_database) keeps that one.
+    if chosen == "postgresql" and "module_database" not in request.fixturenames:
         monkeypatch.setenv("MAILBOT_DATABASE", request.getfixturevalue("pg_url"))
     return chosen
+
+
+@pytest.fixture(scope="module")
+def module_database(request: pytest.FixtureRequest) -> Iterator[None]:
+    """For module-scoped fixtures that fill one database which the module's tests read:
+    with --backend postgresql, a database of the module's own, named by $MAILBOT_DATABASE
+    while the module runs (a test of the module that does not use it gets its own)."""
+    if request.config.getoption("--backend") != "postgresql":
+        yield
+        return
+    server: PgServer = request.getfixturevalue("pg_server")
+    url = server.create_database()
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("MAILBOT_DATABASE", url)
+        yield
+    server.drop_database(url.rpartition("/")[2])
 
 
 @pytest.fixture

@@ -8,12 +8,12 @@ time. Tests count from it with SQL of their own.
 
 from __future__ import annotations
 
+import os
 import random
-import sqlite3
-from contextlib import closing
 from datetime import UTC, date, datetime, timedelta
 from html.parser import HTMLParser
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from mailbot.clock import iso
@@ -22,7 +22,8 @@ from mailbot.jobs import digest, report
 from mailbot.jobs.report import Report
 from mailbot.mail.render import Templates
 from mailbot.sla import BusinessCalendar, deadlines, parse_duration
-from mailbot.store import Store, open_store
+from mailbot.store import Store, one, open_store
+from tests.support import direct
 
 AMS = ZoneInfo("Europe/Amsterdam")
 BRU = ZoneInfo("Europe/Brussels")
@@ -108,9 +109,9 @@ def write_config(tmp: Path, language: str = "en") -> Path:
 
 async def known_database(db: Path) -> Path:
     """Create the schema with the real migrations, then fill it (the same each time)."""
-    store = await Store.open(db)
+    store = await Store.open(os.environ.get("MAILBOT_DATABASE") or db)
     await store.close()
-    with closing(sqlite3.connect(db)) as conn, conn:
+    with direct(db) as conn:
         _fill(conn, random.Random(18))
     return db
 
@@ -129,7 +130,7 @@ def _moments(rng: random.Random) -> list[tuple[str, datetime]]:
     return sorted(found, key=lambda x: x[1])
 
 
-def _fill(conn: sqlite3.Connection, rng: random.Random) -> None:
+def _fill(conn: Any, rng: random.Random) -> None:
     numbers = dict.fromkeys(POLICIES, 0)
     for inbox, created in _moments(rng):
         calendar, promise, prefix = POLICIES[inbox]
@@ -197,7 +198,13 @@ def utc(moment: datetime) -> str:
 async def known(tmp: Path, language: str = "en") -> Config:
     """The config and the known database under `tmp` (made once)."""
     config = load_config(write_config(tmp, language))
-    if not config.storage.database.exists():
+    store = await open_store(config.storage)
+    try:
+        async with store.read() as db:
+            filled = await one(db, "SELECT 1 FROM cases LIMIT 1")
+    finally:
+        await store.close()
+    if filled is None:
         await known_database(config.storage.database)
     return config
 
