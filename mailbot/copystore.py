@@ -15,6 +15,7 @@ restart on the SQLite file would, so the new instances do not send them again.
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,20 +73,29 @@ async def copy_store(source_path: Path, url: str, *, password: str | None = None
     table. Raises CopyRefused, with nothing committed, when anything does not match."""
     source = await Source.open(source_path)
     try:
-        version = await _source_version(source, source_path)
-        async with await _connect(url, password) as conn:
-            if not verify_only:
-                await _refuse_rows(conn, url)
-                await _migrate(url, password)
-            tables = await _matching_tables(source, conn, url, version)
-            order = await q.pg_dependency_order(conn, list(tables))
-            if verify_only:
-                checks = await _compare(source, conn, tables, order, say)
-            else:
-                journal = SentJournal(Path(f"{source_path}.sent"))
-                checks = await _copy(source, conn, url, tables, order, say, journal)
+        return await _run(source, source_path, url, password, verify_only, say)
+    except sqlite3.Error as e:
+        raise CopyRefused(f"cannot read {source_path}: {e}") from e
+    except psycopg.Error as e:
+        raise CopyRefused(f"{redact(url)}: {_first_line(e)}") from e
     finally:
         await source.close()
+
+
+async def _run(source: Source, source_path: Path, url: str, password: str | None,
+               verify_only: bool, say: Callable[[str], None]) -> list[Check]:
+    version = await _source_version(source, source_path)
+    async with await _connect(url, password) as conn:
+        if not verify_only:
+            await _refuse_rows(conn, url)
+            await _migrate(url, password)
+        tables = await _matching_tables(source, conn, url, version)
+        order = await q.pg_dependency_order(conn, list(tables))
+        if verify_only:
+            checks = await _compare(source, conn, tables, order, say)
+        else:
+            journal = SentJournal(Path(f"{source_path}.sent"))
+            checks = await _copy(source, conn, url, tables, order, say, journal)
     bad = [c.table for c in checks if not c.ok]
     if bad:
         raise CopyRefused(f"the target does not match the source in {', '.join(bad)}"
