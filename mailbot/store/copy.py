@@ -272,7 +272,9 @@ async def pg_dependency_order(conn: Conn, tables: Sequence[str]) -> list[str]:
 async def lock_and_quiet(conn: Conn, tables: Sequence[str]) -> None:
     """Inside the copy's transaction: keep every other session out of the tables until it
     commits, and silence their triggers (a trigger would add rows the copy also brings,
-    such as message_ids for each message). Foreign keys stay checked."""
+    such as message_ids for each message). Foreign keys stay checked. A session that
+    holds a table (an instance started too early) makes this fail, not wait for ever."""
+    await conn.execute("SET LOCAL lock_timeout = '30s'")
     await conn.execute(sql.SQL("LOCK TABLE {} IN EXCLUSIVE MODE").format(
         sql.SQL(", ").join(sql.Identifier(t) for t in tables)))
     for t in tables:
@@ -327,9 +329,11 @@ async def target_digest(conn: Conn, table: Table, widest: int) -> Digest:
     """The digest of the target's rows, read through a server-side cursor a few at a time:
     as many as fit BATCH_BYTES at the width of the source's widest row."""
     digest = Digest()
+    # SQLite's order: text by its bytes, NULL first (a table without a key orders by
+    # every column, nullable ones included).
     order = sql.SQL(", ").join(
-        sql.SQL("{} COLLATE \"C\"").format(sql.Identifier(c)) if t == "text"
-        else sql.Identifier(c)
+        sql.SQL("{} COLLATE \"C\" NULLS FIRST" if t == "text" else "{} NULLS FIRST")
+        .format(sql.Identifier(c))
         for c, t in zip(table.key, _types_of(table, table.key), strict=True))
     query = sql.SQL("SELECT {} FROM {} ORDER BY {}").format(
         sql.SQL(", ").join(sql.Identifier(c) for c in table.columns),
