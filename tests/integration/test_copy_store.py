@@ -300,7 +300,8 @@ async def test_copy_while_the_daemon_writes(tmp_path: Path, sink: Sink, pg_url: 
         assert all(ROW.match(line) or "recorded as sent" in line
                    for line in out.splitlines()[:-1]), out
         copied = counts_pg(pg_url)
-        assert 5 <= copied["inbound"] <= during
+        # At most one mail more than had its 250 when the copy ended: the one in flight.
+        assert 5 <= copied["inbound"] <= during + 1
         assert sent > 5, "no mail arrived during the copy"
         # The daemon went on: every mail sent is stored, in the SQLite file.
         async with asyncio.timeout(20):
