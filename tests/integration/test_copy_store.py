@@ -42,6 +42,9 @@ from tests.support import (
 )
 from tests.unit.test_pg_store_types import WRITES
 
+# The source is a SQLite file whatever --backend says; the target is the session's PostgreSQL.
+pytestmark = pytest.mark.sqlite_only
+
 ALICE = "alice@example.org"
 ROW = re.compile(r"^(\S+)\s+(\d+) ([0-9a-f]{16}) ok$")
 
