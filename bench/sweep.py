@@ -29,7 +29,7 @@ from mailbot.config import Config, parse_config
 from mailbot.jobs import digest
 from mailbot.jobs.escalation import Escalator
 from mailbot.mail.render import Templates
-from mailbot.store import Store
+from mailbot.store import open_store
 
 NOW = datetime(2026, 12, 16, 10, 0, tzinfo=UTC)  # a Wednesday morning
 
@@ -74,13 +74,13 @@ def config(work: Path) -> Config:
 
 async def run(work: Path, count: int) -> None:
     cfg = config(work)
-    store = await Store.open(cfg.storage.database)
+    store = await open_store(cfg.storage)
     await store.close()
     start = time.perf_counter()
     fill(cfg.storage.database, count)
     print(f"{count} open cases (filled in {time.perf_counter() - start:.1f} s; "
           f"RSS so far {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB)")
-    store = await Store.open(cfg.storage.database)
+    store = await open_store(cfg.storage)
     clock = [NOW]
     escalator = Escalator(cfg, store, Templates(), b"s" * 32, lambda: clock[0])
     for label, moment in (("first sweep (backlog: summaries)", NOW),

@@ -125,6 +125,17 @@ def _parser() -> argparse.ArgumentParser:
 
     add("run", _run, "run the daemon: listener, worker, outbox sender", gpg=True)
     add("migrate", _migrate, "apply database migrations")
+    sp = add("copy-store", _copy_store, "copy a SQLite database (live or stopped) into an "
+             "empty PostgreSQL one, then compare every table's rows and checksum")
+    sp.add_argument("--from", dest="source", type=Path, required=True, metavar="PATH",
+                    help="the SQLite file, at this mailbot's schema version")
+    sp.add_argument("--to", dest="target", required=True, metavar="URL",
+                    help="postgresql://user@host/dbname (TLS options as URL parameters)")
+    sp.add_argument("--password-file", type=Path, metavar="FILE",
+                    help="the target's password (else libpq's: the URL, $PGPASSWORD, "
+                         "~/.pgpass)")
+    sp.add_argument("--verify-only", action="store_true",
+                    help="copy nothing: compare a finished copy with its (stopped) source")
     sp = add("check", _check, "validate the configuration, the keys, and talk to the relay "
              "and the IMAP servers as the daemon will", gpg=True)
     sp.add_argument("--offline", action="store_true",
@@ -243,6 +254,23 @@ async def _migrate(args: argparse.Namespace, config: Config) -> int:
         print(f"applied {m.version:04d}_{m.name}")
     if not applied:
         print("database is up to date")
+    return 0
+
+
+async def _copy_store(args: argparse.Namespace, config: Config) -> int:
+    from mailbot import copystore
+    from mailbot.store.db import is_postgres
+    from mailbot.store.pg import redact
+
+    if not is_postgres(args.target):
+        print(f"error: --to {redact(args.target)!r} is not a postgresql:// URL",
+              file=sys.stderr)
+        return 2
+    password = await copystore.read_password(args.password_file)
+    await copystore.copy_store(args.source, args.target, password=password,
+                               verify_only=args.verify_only)
+    print("verified: the target matches the source" if args.verify_only else
+          "copied and verified; point [storage] database at the new URL")
     return 0
 
 
@@ -409,11 +437,13 @@ async def _list_warnings(config: Config) -> list[str]:
     from mailbot.triage.lists import unconfigured
 
     watched = [i for i in config.inboxes if i.imap is not None]
-    if not watched or not config.storage.database.exists():
+    if not watched or (config.storage.url is None and not config.storage.database.exists()):
         return []
     store = await open_store(config.storage, apply_migrations=False)
     found = []
     try:
+        if await store.schema_version() is None:
+            return []
         for inbox in watched:
             assert inbox.imap is not None
             async with store.read() as db:

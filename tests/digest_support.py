@@ -8,12 +8,12 @@ time. Tests count from it with SQL of their own.
 
 from __future__ import annotations
 
+import os
 import random
-import sqlite3
-from contextlib import closing
 from datetime import UTC, date, datetime, timedelta
 from html.parser import HTMLParser
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from mailbot.clock import iso
@@ -22,7 +22,8 @@ from mailbot.jobs import digest, report
 from mailbot.jobs.report import Report
 from mailbot.mail.render import Templates
 from mailbot.sla import BusinessCalendar, deadlines, parse_duration
-from mailbot.store import Store
+from mailbot.store import Store, one, open_store
+from tests.support import direct
 
 AMS = ZoneInfo("Europe/Amsterdam")
 BRU = ZoneInfo("Europe/Brussels")
@@ -108,9 +109,9 @@ def write_config(tmp: Path, language: str = "en") -> Path:
 
 async def known_database(db: Path) -> Path:
     """Create the schema with the real migrations, then fill it (the same each time)."""
-    store = await Store.open(db)
+    store = await Store.open(os.environ.get("MAILBOT_DATABASE") or db)
     await store.close()
-    with closing(sqlite3.connect(db)) as conn, conn:
+    with direct(db) as conn:
         _fill(conn, random.Random(18))
     return db
 
@@ -129,7 +130,7 @@ def _moments(rng: random.Random) -> list[tuple[str, datetime]]:
     return sorted(found, key=lambda x: x[1])
 
 
-def _fill(conn: sqlite3.Connection, rng: random.Random) -> None:
+def _fill(conn: Any, rng: random.Random) -> None:
     numbers = dict.fromkeys(POLICIES, 0)
     for inbox, created in _moments(rng):
         calendar, promise, prefix = POLICIES[inbox]
@@ -197,7 +198,13 @@ def utc(moment: datetime) -> str:
 async def known(tmp: Path, language: str = "en") -> Config:
     """The config and the known database under `tmp` (made once)."""
     config = load_config(write_config(tmp, language))
-    if not config.storage.database.exists():
+    store = await open_store(config.storage)
+    try:
+        async with store.read() as db:
+            filled = await one(db, "SELECT 1 FROM cases LIMIT 1")
+    finally:
+        await store.close()
+    if filled is None:
         await known_database(config.storage.database)
     return config
 
@@ -205,7 +212,7 @@ async def known(tmp: Path, language: str = "en") -> Config:
 async def render_digest(tmp: Path, language: str = "en") -> tuple[Path, str, str]:
     """The known database under `tmp`, and its digest at END: (database, text, html)."""
     config = await known(tmp, language)
-    store = await Store.open(config.storage.database)
+    store = await open_store(config.storage)
     try:
         digests = await digest.build(store, config, END)
     finally:
@@ -219,7 +226,7 @@ async def build_report(tmp: Path, start: date, end: date, language: str = "en",
                        inbox: str | None = None) -> tuple[Config, Report]:
     """The compliance report of the known database, as of END."""
     config = await known(tmp, language)
-    store = await Store.open(config.storage.database)
+    store = await open_store(config.storage)
     try:
         return config, await report.build(store, config, start, end, inbox, END)
     finally:
@@ -267,7 +274,7 @@ def cells(html: str, chart: str, inbox: int = 0) -> list[dict[str, str]]:
 async def queued_digest(tmp: Path, language: str = "en") -> bytes:
     """The digest at END as queued for the relay: the bytes a recipient's client gets."""
     config = await known(tmp, language)
-    store = await Store.open(config.storage.database)
+    store = await open_store(config.storage)
     try:
         assert await digest.queue(store, config, Templates(), END, "digest:test")
         async with store.read() as db:

@@ -4,13 +4,12 @@ database the daemon writes."""
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
-from tests.support import CONFIG, report
+from tests.support import CONFIG, report, table
 
 SEEN = rb"\Seen"
 
@@ -59,8 +58,7 @@ def password_file(tmp_path: Path, password: str = "secret", name: str = "imap.pw
 
 
 def rows(db: Path, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    with sqlite3.connect(db, timeout=10) as conn:
-        return conn.execute(sql, params).fetchall()
+    return table(db, sql, params)
 
 
 def scalar(db: Path, sql: str, params: tuple[Any, ...] = ()) -> Any:

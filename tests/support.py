@@ -10,7 +10,7 @@ import socket
 import sqlite3
 import sys
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email import message_from_bytes, policy
@@ -19,12 +19,14 @@ from pathlib import Path
 from typing import Any
 
 import aiosmtplib
+import psycopg
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from mailbot import daemon
 from mailbot.config import Config, load_config
-from mailbot.store import Store
+from mailbot.store import Store, open_store
 from mailbot.store.db import is_postgres
+from mailbot.store.pg import bind, translate
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -168,7 +170,7 @@ class Bot:
 
     async def open_store(self) -> Store:
         if self.store is None:
-            self.store = await Store.open(self.config.storage.database)
+            self.store = await open_store(self.config.storage)
         return self.store
 
 
@@ -264,18 +266,40 @@ async def start_daemon(config: Path, port: int, *, paused: bool = False,
     raise AssertionError(f"daemon did not start listening on {port}")
 
 
+class _Translating:
+    """A psycopg connection that takes the store's `?` SQL, like sqlite3's."""
+
+    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+        self.conn = conn
+
+    def execute(self, sql: str, params: Sequence[object] | Mapping[str, object] = ()) -> Any:
+        text, numbered = translate(sql)
+        if isinstance(params, Mapping):  # sqlite3's :name style
+            return self.conn.execute(re.sub(r"(?<![:\w]):(\w+)", r"%(\1)s", text).encode(),
+                                     params)
+        return self.conn.execute(text.encode(), bind(params, numbered))
+
+
+@contextlib.contextmanager
+def direct(db: Path | str) -> Iterator[Any]:
+    """A plain connection to the test's database, outside the daemon, committed at the end:
+    `db` when it is a PostgreSQL URL, else (with `--backend postgresql`) the database
+    $MAILBOT_DATABASE names, else the SQLite file `db`. Both take the same SQL
+    (`execute(sql, params)`, then fetchone/fetchall)."""
+    url = str(db) if is_postgres(db) else os.environ.get("MAILBOT_DATABASE", "")
+    if is_postgres(url):
+        with psycopg.connect(url) as pg:
+            yield _Translating(pg)
+        return
+    with contextlib.closing(sqlite3.connect(db, timeout=10)) as conn, conn:
+        yield conn
+
+
 def table(db: Path | str, sql: str, params: tuple[object, ...] = ()) -> list[tuple[Any, ...]]:
-    """The rows of a query on the SQLite file, or on the PostgreSQL database at a URL (the
-    query in `?` placeholders either way)."""
-    if is_postgres(db):
-        import psycopg
-
-        from mailbot.store.pg import translate
-
-        with psycopg.connect(str(db), connect_timeout=10) as pg:
-            return pg.execute(translate(sql)[0].encode(), params).fetchall()
-    with contextlib.closing(sqlite3.connect(db)) as conn:
-        return conn.execute(sql, params).fetchall()
+    """Run one statement on the test's database (see `direct`); its rows."""
+    with direct(db) as conn:
+        cur = conn.execute(sql, params)
+        return [tuple(r) for r in cur.fetchall()] if cur.description else []
 
 
 def _text_of(r: Received) -> str:

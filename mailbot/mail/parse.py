@@ -388,8 +388,9 @@ def machine_reason(
     if headers.raw("Return-Path").strip() == "<>":
         return "empty return path"
     if from_addr.split("@")[0] in _BOUNCE_SENDERS or (
-            not from_addr and "mailer-daemon" in headers.raw("From").lower()):
-        return "bounce sender"  # also "From: MAILER-DAEMON <>" (DragonFly, others)
+            not from_addr and any(name in headers.raw("From").lower()
+                                  for name in _BOUNCE_SENDERS)):
+        return "bounce sender"  # also "From: MAILER-DAEMON <>", "From: Postmaster <>"
     precedence = headers.raw("Precedence").strip().lower()
     if precedence in ("bulk", "junk"):
         return f"precedence: {precedence}"

@@ -87,6 +87,10 @@ class Store:
     async def migrate(self) -> list[Migration]:
         raise NotImplementedError
 
+    async def schema_version(self) -> int | None:
+        """The newest migration applied; None for a database never migrated."""
+        raise NotImplementedError
+
     async def close(self) -> None:
         raise NotImplementedError
 

@@ -70,13 +70,18 @@ def refuse_newer(applied: int | None, known: list[Migration]) -> None:
         raise SchemaTooNew(applied, newest)
 
 
-async def check_version(db: aiosqlite.Connection, directory: Path | None = None) -> None:
-    """Refuse a database migrated by a newer mailbot (for opens that do not migrate)."""
+async def applied_version(db: aiosqlite.Connection) -> int | None:
+    """The newest migration a SQLite database holds; None before the first."""
     if not list(await db.execute_fetchall(
             "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'")):
-        return
+        return None
     rows = list(await db.execute_fetchall("SELECT max(version) FROM schema_migrations"))
-    refuse_newer(rows[0][0], discover(directory))
+    return None if rows[0][0] is None else int(rows[0][0])
+
+
+async def check_version(db: aiosqlite.Connection, directory: Path | None = None) -> None:
+    """Refuse a database migrated by a newer mailbot (for opens that do not migrate)."""
+    refuse_newer(await applied_version(db), discover(directory))
 
 
 async def migrate(db: aiosqlite.Connection, directory: Path | None = None) -> list[Migration]:

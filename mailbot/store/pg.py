@@ -61,7 +61,7 @@ def translate(sql: str) -> tuple[str, int]:
     return _PLACEHOLDER.sub(sub, sql), numbered
 
 
-def _params(parameters: Iterable[Any] | None, numbered: int) -> Sequence[Any] | dict[str, Any]:
+def bind(parameters: Iterable[Any] | None, numbered: int) -> Sequence[Any] | dict[str, Any]:
     values = list(parameters or ())
     if numbered:
         return {f"p{i + 1}": v for i, v in enumerate(values)}
@@ -116,20 +116,20 @@ class PgDb:
     async def execute(self, sql: str, parameters: Iterable[Any] = (), /) -> _Done:
         text, numbered = translate(sql)
         async with self._conn.cursor() as cur:
-            await cur.execute(text, _params(parameters, numbered))
+            await cur.execute(text, bind(parameters, numbered))
             return _Done(cur.rowcount)
 
     async def execute_fetchall(self, sql: str, parameters: Iterable[Any] = (), /
                                ) -> list[PgRow]:
         text, numbered = translate(sql)
         async with self._conn.cursor() as cur:
-            await cur.execute(text, _params(parameters, numbered))
+            await cur.execute(text, bind(parameters, numbered))
             return await cur.fetchall() if cur.description else []
 
     async def executemany(self, sql: str, parameters: Iterable[Iterable[Any]], /) -> _Done:
         text, numbered = translate(sql)
         async with self._conn.cursor() as cur:
-            await cur.executemany(text, [_params(p, numbered) for p in parameters])
+            await cur.executemany(text, [bind(p, numbered) for p in parameters])
             return _Done(cur.rowcount)
 
 
@@ -204,15 +204,17 @@ class PgStore(Store):
         return applied
 
     async def check_version(self) -> None:
-        known = discover(migrations_dir() / "postgresql")
+        refuse_newer(await self.schema_version(), discover(migrations_dir() / "postgresql"))
+
+    async def schema_version(self) -> int | None:
         async with self._pool.connection() as conn, _translate():
             row = await (await conn.execute(
                 "SELECT to_regclass('schema_migrations') IS NOT NULL")).fetchone()
             if row is None or not row[0]:
-                return
+                return None
             found = await (await conn.execute(
                 "SELECT max(version) FROM schema_migrations")).fetchone()
-            refuse_newer(found[0] if found else None, known)
+            return None if found is None or found[0] is None else int(found[0])
 
     async def close(self) -> None:
         await self._pool.close()

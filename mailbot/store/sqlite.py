@@ -19,7 +19,7 @@ import aiosqlite
 from mailbot.errors import StoreBusy
 from mailbot.private import create_file, make_dirs, tighten
 from mailbot.store.db import Store
-from mailbot.store.migrate import Migration, check_version, migrate
+from mailbot.store.migrate import Migration, applied_version, check_version, migrate
 
 
 class SqliteStore(Store):
@@ -68,6 +68,10 @@ class SqliteStore(Store):
     async def migrate(self) -> list[Migration]:
         async with self._lock, _translate():
             return await migrate(self._db)
+
+    async def schema_version(self) -> int | None:
+        async with self.read() as db:
+            return await applied_version(db)
 
     async def close(self) -> None:
         async with self._lock:

@@ -164,6 +164,7 @@ async def test_postfix_keeps_the_mail_while_mailbot_is_down_and_delivers_after_a
     assert len(inbound(config)) == 1
 
 
+@pytest.mark.sqlite_only
 async def test_a_locked_database_gets_451_and_postfix_delivers_later(
     make_postfix: Callable[..., Postfix], config_for: Callable[..., Config]
 ) -> None:

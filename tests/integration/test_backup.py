@@ -23,7 +23,7 @@ import pytest
 
 from tests.support import CONFIG, Sink, free_port, report, send, start_daemon, table
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.sqlite_only]
 
 
 def _backup_with_shell(db: Path, copy: Path) -> None:

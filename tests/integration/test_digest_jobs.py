@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import mailbox
-import sqlite3
 import subprocess
 import sys
 from collections.abc import Callable
-from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from email import message_from_bytes
 from email.policy import default
@@ -17,10 +15,10 @@ from zoneinfo import ZoneInfo
 from mailbot.config import load_config
 from mailbot.jobs import digest
 from mailbot.mail.render import Templates
-from mailbot.store import Store
+from mailbot.store import open_store
 from mailbot.store import outbox as outbox_q
 from tests.email_lint import problems
-from tests.support import report, table
+from tests.support import direct, report, table
 
 
 def mailbot(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -53,7 +51,7 @@ async def test_one_digest_per_period_across_restarts(
 ) -> None:
     """Running the scheduled job again (a restart, a catch-up) queues nothing more."""
     config = load_config(write_config())
-    store = await Store.open(config.storage.database)
+    store = await open_store(config.storage)
     templates = Templates()
     now = datetime(2026, 12, 21, 10, 0, tzinfo=UTC)
     # Nothing existed before the period ended: a new installation owes no digest.
@@ -92,7 +90,7 @@ def test_digest_lists_a_day_and_the_broken_promises(
     other = mailbot(config, "digest", "--due", (day + timedelta(days=1)).isoformat())
     assert ref not in other.stdout
     past = (datetime.now(UTC) - timedelta(days=9)).isoformat()
-    with closing(sqlite3.connect(db)) as conn, conn:
+    with direct(db) as conn:
         conn.execute("INSERT INTO cases (ref, inbox, reporter, subject, language, created_at,"
                      " updated_at, first_response_due) VALUES ('SEC-2026-0999', 'security',"
                      " 'r@example.net', 'Old one', 'en', ?, ?, ?)", (past, past, past))

@@ -5,9 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import re
-import sqlite3
 from collections import Counter
-from contextlib import closing
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -17,9 +15,10 @@ import pytest
 from mailbot.config import load_config
 from mailbot.jobs import digest
 from mailbot.mail.render import Templates
-from mailbot.store import Store
+from mailbot.store import open_store
 from tests.digest_support import AMS, END, Cells, cells, render_digest, utc, write_config
 from tests.email_lint import problems
+from tests.support import direct
 
 DONE = "('resolved', 'rejected', 'duplicate', 'closed')"
 WEEKS = [END - timedelta(weeks=12 - i) for i in range(12)] + [END]
@@ -37,18 +36,18 @@ async def _render(tmp: Path, language: str) -> Rendered:
 
 
 @pytest.fixture(scope="module", params=["en", "nl"])
-def rendered(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-             ) -> Rendered:
+def rendered(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
+             module_database: None) -> Rendered:
     tmp = tmp_path_factory.mktemp(f"digest-{request.param}")
     return asyncio.run(_render(tmp, request.param))
 
 
-def count(db: Path, sql: str, *params: object) -> int:
-    with closing(sqlite3.connect(db)) as conn:
+def count(db: Path | str, sql: str, *params: object) -> int:
+    with direct(db) as conn:
         return int(conn.execute(sql, params).fetchone()[0])
 
 
-def weekly_from_sql(db: Path, inbox: str) -> tuple[list[int], list[int]]:
+def weekly_from_sql(db: Path | str, inbox: str) -> tuple[list[int], list[int]]:
     new, closed = [], []
     for a, b in itertools.pairwise(WEEKS):
         new.append(count(db, "SELECT count(*) FROM cases WHERE inbox = ? AND created_at >= ?"
@@ -98,7 +97,7 @@ def test_first_responses_on_time_per_week(rendered: Rendered) -> None:
 
 def test_open_cases_by_state_and_severity(rendered: Rendered) -> None:
     """The stacked bars' counts are the open cases SQL counts by state and by severity."""
-    with closing(sqlite3.connect(rendered.db)) as conn:
+    with direct(rendered.db) as conn:
         states = dict(conn.execute(
             f"SELECT state, count(*) FROM cases WHERE inbox = 'security' AND state NOT IN {DONE}"
             " GROUP BY state").fetchall())
@@ -116,13 +115,15 @@ def test_due_in_the_next_7_days_by_day(rendered: Rendered) -> None:
     # The window (2-9 November 2026) is all CET, so the local day is UTC + 1 hour.
     assert END.utcoffset() == (END + timedelta(days=7)).utcoffset() == timedelta(hours=1)
     per_day: Counter[str] = Counter()
-    with closing(sqlite3.connect(rendered.db)) as conn:
+    with direct(rendered.db) as conn:
         for column, unkept in (("first_response_due", "first_responded_at IS NULL"),
-                               ("resolution_due", "1")):
-            per_day.update(dict(conn.execute(
-                f"SELECT date({column}, '+1 hour'), count(*) FROM cases WHERE inbox = 'security'"
-                f" AND state NOT IN {DONE} AND {unkept} AND {column} >= ? AND {column} < ?"
-                " GROUP BY 1", (utc(END), utc(END + timedelta(days=7)))).fetchall()))
+                               ("resolution_due", "TRUE")):
+            per_day.update(
+                (datetime.fromisoformat(v) + timedelta(hours=1)).date().isoformat()
+                for (v,) in conn.execute(
+                    f"SELECT {column} FROM cases WHERE inbox = 'security'"
+                    f" AND state NOT IN {DONE} AND {unkept} AND {column} >= ? AND {column} < ?",
+                    (utc(END), utc(END + timedelta(days=7)))).fetchall())
     p = Cells()
     p.feed(rendered.html)
     shown = [int(c["day-count"]) for c in p.cells if "day-count" in c and c["inbox"] == "0"]
@@ -177,7 +178,7 @@ def test_dates_and_numbers_in_the_readers_language(rendered: Rendered) -> None:
 async def test_nothing_this_week(tmp_path: Path) -> None:
     """An inbox with no case at all says so instead of drawing empty charts."""
     config = load_config(write_config(tmp_path))
-    store = await Store.open(config.storage.database)
+    store = await open_store(config.storage)
     try:
         digests = await digest.build(store, config, datetime(2026, 11, 2, 9, tzinfo=AMS))
     finally:
@@ -209,10 +210,12 @@ def test_summary_figures(rendered: Rendered) -> None:
                      utc(start), utc(END))
         return round(100 * kept / due)
 
-    with closing(sqlite3.connect(rendered.db)) as conn:
-        waits = sorted(h for (h,) in conn.execute(
-            "SELECT (julianday(first_responded_at) - julianday(created_at)) * 24 FROM cases"
-            " WHERE inbox = 'security' AND first_responded_at IS NOT NULL"))
+    with direct(rendered.db) as conn:
+        waits = sorted(
+            (datetime.fromisoformat(done) - datetime.fromisoformat(opened)).total_seconds() / 3600
+            for done, opened in conn.execute(
+                "SELECT first_responded_at, created_at FROM cases"
+                " WHERE inbox = 'security' AND first_responded_at IS NOT NULL").fetchall())
     mid = len(waits) // 2
     median = waits[mid] if len(waits) % 2 else (waits[mid - 1] + waits[mid]) / 2
     block = rendered.text.split("== security ==")[1]

@@ -13,7 +13,7 @@ from mailbot.clock import iso
 from mailbot.config import Config, load_config
 from mailbot.jobs.escalation import Escalator
 from mailbot.mail.render import Templates
-from mailbot.store import Store, one
+from mailbot.store import Store, one, open_store
 from mailbot.store import cases as case_q
 
 AMS = ZoneInfo("Europe/Amsterdam")
@@ -38,7 +38,7 @@ def config(write_config: Callable[..., Path]) -> Config:
 
 @pytest.fixture
 async def store(config: Config) -> AsyncIterator[Store]:
-    s = await Store.open(config.storage.database)
+    s = await open_store(config.storage)
     yield s
     await s.close()
 
@@ -203,7 +203,7 @@ async def test_reporter_update_cadence(write_config: Callable[..., Path]) -> Non
         'warn_before = "1 business day"', 'warn_before = "1 business day"\n'
         'update_every = "14 days"'))
     config = load_config(path)
-    store = await Store.open(config.storage.database)
+    store = await open_store(config.storage)
     try:
         clock = Clock()
         e = Escalator(config, store, Templates(), b"s" * 32, clock)

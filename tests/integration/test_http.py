@@ -121,6 +121,7 @@ async def test_health_with_the_relay_down(write_config: Callable[..., Path]) -> 
     assert found[("mailbot_outbox", frozenset({("status", "pending")}))] >= 1
 
 
+@pytest.mark.sqlite_only
 async def test_readyz_with_the_database_locked(write_config: Callable[..., Path],
                                                sink: Sink) -> None:
     """Another process holds the database's write lock: /readyz says the database is locked

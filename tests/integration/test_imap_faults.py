@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sqlite3
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -25,7 +24,7 @@ from tests.imap_support import (
     until,
     write_imap_config,
 )
-from tests.support import FRIDAY_EVENING, MovingClock, Sink, report, running_bot
+from tests.support import FRIDAY_EVENING, MovingClock, Sink, direct, report, running_bot
 
 
 def assert_once_each(db: Path, count: int) -> None:
@@ -151,7 +150,7 @@ async def test_crash_after_commit_before_flag_marks_once_and_stores_nothing_agai
     with imap_server.client(user) as c:
         c.select_folder("INBOX")
         c.remove_flags(c.search("ALL"), [SEEN])
-    with sqlite3.connect(db) as conn:
+    with direct(db) as conn:
         conn.execute("UPDATE imap_messages SET marked = 0")
     async with running_bot(config, MovingClock(FRIDAY_EVENING)):
         await until(lambda: scalar(db, "SELECT sum(marked) FROM imap_messages") == 3)

@@ -8,7 +8,8 @@ from email.utils import format_datetime
 from typing import Any
 
 from mailbot.store import cases as case_q
-from tests.support import FRIDAY_EVENING, Bot, Sink, report
+from tests.imap_support import until
+from tests.support import FRIDAY_EVENING, Bot, Sink, report, table
 
 ALICE = "alice@example.org"
 RITA = "rita@example.net"
@@ -147,10 +148,9 @@ async def test_open_for_from_a_stranger_is_not_obeyed(bot: Bot, sink: Sink) -> N
                                sender="mallory@example.net",
                                message_id="<mallory-1@example.net>"),
                    mail_from="mallory@example.net", to=[str(note["Reply-To"])])
-    store = await bot.open_store()
-    async with store.read() as db:
-        rows = await db.execute_fetchall(
-            "SELECT kind FROM messages WHERE message_id = '<mallory-1@example.net>'")
-    assert [r[0] for r in rows] == ["stranger"]
+    assert await until(lambda: table(
+        bot.config.storage.database,
+        "SELECT kind FROM messages WHERE message_id = '<mallory-1@example.net>'")) == [
+        ("stranger",)]
     assert (await the_case(bot))["reporter"] == ALICE
     assert sink.to("mallory@example.net") == []

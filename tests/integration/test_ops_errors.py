@@ -102,6 +102,7 @@ def test_a_second_run_on_a_busy_port(config: Path) -> None:
     assert_one_line_error(result, f"127.0.0.1:{port}", "address already in use")
 
 
+@pytest.mark.sqlite_only
 def test_debug_shows_where_an_unexpected_error_came_from(config: Path, tmp_path: Path) -> None:
     """An unexpected error is one line at the usual level and a traceback with debug."""
     db = tmp_path / "mailbot.db"

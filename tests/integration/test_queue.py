@@ -144,7 +144,7 @@ async def test_drop_marks_the_mail_and_audits_it(imported: Path) -> None:
     """`queue drop ID` keeps the row marked dropped, out of the queue, with an audit row and
     an event in the case's log; an unknown id is a one-line error."""
     db = db_of(imported)
-    (outbox_id,) = table(db, "SELECT id FROM outbox WHERE purpose GLOB 'ack:*'")[0]
+    (outbox_id,) = table(db, "SELECT id FROM outbox WHERE purpose LIKE 'ack:%'")[0]
     dropped = await cli(imported, "queue", "drop", str(outbox_id))
     assert dropped.returncode == 0, dropped.stderr
     assert table(db, "SELECT status FROM outbox WHERE id = ?", (outbox_id,)) == [("dropped",)]

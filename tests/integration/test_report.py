@@ -7,11 +7,9 @@ import csv
 import io
 import json
 import math
-import sqlite3
 import statistics
 import subprocess
 import sys
-from contextlib import closing
 from datetime import date, datetime, time, timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime
@@ -25,7 +23,7 @@ from mailbot.jobs import report, report_view
 from mailbot.mail.render import Templates
 from tests.digest_support import AMS, END, build_report, cells, utc
 from tests.email_lint import problems
-from tests.support import Bot, Sink
+from tests.support import Bot, Sink, direct
 from tests.support import report as support_report
 
 DONE = "('resolved', 'rejected', 'duplicate', 'closed')"
@@ -35,22 +33,23 @@ START = datetime.combine(FROM, time(0), tzinfo=AMS)
 STOP = datetime.combine(TO + timedelta(days=1), time(0), tzinfo=AMS)
 RECEIVED = "inbox = 'security' AND created_at >= :start AND created_at < :stop"
 CLOSED = f"inbox = 'security' AND state IN {DONE} AND resolved_at >= :start AND resolved_at < :stop"
-SEVERITY = {"all": "1", **{s: f"coalesce(severity, 'unrated') = '{s}'"
+SEVERITY = {"all": "TRUE", **{s: f"coalesce(severity, 'unrated') = '{s}'"
                            for s in ("critical", "high", "medium", "low", "unrated")}}
 NL = holidays.country_holidays("NL", years=[2026])
 
 
 @pytest.fixture(scope="module")
-def made(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any], Any]:
+def made(tmp_path_factory: pytest.TempPathFactory, module_database: None
+         ) -> tuple[Path, dict[str, Any], Any]:
     tmp = tmp_path_factory.mktemp("report")
     config, found = asyncio.run(build_report(tmp, FROM, TO))
     return config.storage.database, report_view.to_json(found), found
 
 
 def rows(db: Path, sql: str) -> list[tuple[Any, ...]]:
-    with closing(sqlite3.connect(db)) as conn:
-        return conn.execute(sql, {"start": utc(START), "stop": utc(STOP),
-                                  "as_of": utc(END)}).fetchall()
+    with direct(db) as conn:
+        return [tuple(r) for r in conn.execute(sql, {"start": utc(START), "stop": utc(STOP),
+                                                     "as_of": utc(END)}).fetchall()]
 
 
 def number(db: Path, sql: str) -> int:
@@ -104,8 +103,8 @@ def test_promises_kept_per_severity(made: tuple[Path, dict[str, Any], Any],
     closed = f"{CLOSED} AND {SEVERITY[severity]}"
     by_state = dict(rows(db, f"SELECT state, count(*) FROM cases WHERE {closed} GROUP BY state"))
     scope = number(db, f"SELECT count(*) FROM cases WHERE {closed} AND state = 'closed' AND"
-                       " (SELECT detail FROM events WHERE case_id = cases.id AND action ="
-                       " 'close' ORDER BY id DESC LIMIT 1) LIKE '%out%of%scope%'")
+                       " lower((SELECT detail FROM events WHERE case_id = cases.id AND action ="
+                       " 'close' ORDER BY id DESC LIMIT 1)) LIKE '%out%of%scope%'")
     assert f["outcomes"] == {"resolved": by_state.get("resolved", 0),
                              "rejected": by_state.get("rejected", 0),
                              "duplicate": by_state.get("duplicate", 0),

@@ -18,7 +18,7 @@ import pytest
 from mailbot.config import load_config
 from mailbot.intake.durable import Delivery, accept_many
 from mailbot.intake.smtp import IntakeHandler, make_protocol
-from mailbot.store import Store
+from mailbot.store import Store, open_store
 from mailbot.store import inbound as inbound_q
 from tests.support import FRIDAY_EVENING, Bot, MovingClock, Sink, running_bot
 from tests.tls_support import make_certificate
@@ -392,7 +392,7 @@ async def test_require_tls_refuses_mail_in_clear_from_outside_loopback(
         'max_message_size = "1MB"',
         f'max_message_size = "1MB"\ntls_cert = "{cert}"\ntls_key = "{key}"\nrequire_tls = true'))
     config = load_config(path)
-    store = await Store.open(config.storage.database)
+    store = await open_store(config.storage)
     handler = IntakeHandler(config, store, MovingClock(FRIDAY_EVENING), on_stored=lambda: None)
     loop = asyncio.get_running_loop()
     server = await loop.create_server(make_protocol(handler, config, is_local=lambda _: False),

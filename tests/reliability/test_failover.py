@@ -24,6 +24,15 @@ LEASES = any((ROOT / "migrations" / "postgresql").glob("0025_*.sql"))
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(not LEASES, reason="no leases yet (migration 0025, claims)")]
 
+
+@pytest.fixture(autouse=True)
+def _once(backend: str) -> None:
+    """On PostgreSQL whatever the backend: the default run has it, --backend postgresql
+    would only repeat it."""
+    if backend == "postgresql":
+        pytest.skip("runs on PostgreSQL in the default run already")
+
+
 SWEEP = 60.0  # [escalation] interval: a new leader's sweep comes within it
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import sqlite3
 import sys
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -24,7 +23,7 @@ import pytest
 from tests.dovecot import Dovecot
 from tests.imap_support import imap_table, password_file, state, until, write_imap_config
 from tests.reliability.harness import Daemon
-from tests.support import Sink, free_port, report, send, table
+from tests.support import Sink, direct, free_port, report, send, table
 
 POISON = "poison@example.net"
 
@@ -180,7 +179,7 @@ async def test_poisoned_outgoing_row(sink: Sink, write_config: Callable[..., Pat
         logged = await until(lambda: len(d.lines("outbox 1 ", "unexpected error")))
         assert logged <= table(db, "SELECT attempts FROM outbox WHERE id = 1")[0][0]
         # The last try: it fails for good, and staff are told.
-        with contextlib.closing(sqlite3.connect(db)) as conn, conn:
+        with direct(db) as conn:
             conn.execute("UPDATE outbox SET attempts = 4, next_attempt_at = '2000-01-01'"
                          " WHERE id = 1")
         await wait_rows(db, "SELECT status FROM outbox WHERE id = 1", [("failed",)])

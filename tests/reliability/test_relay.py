@@ -12,7 +12,7 @@ import pytest
 from mailbot.clock import system_clock
 from mailbot.config import load_config
 from mailbot.outbox import Sender, SentJournal
-from mailbot.store import Store
+from mailbot.store import open_store
 from mailbot.store import outbox as outbox_q
 from tests.reliability.harness import (
     Daemon,
@@ -69,7 +69,7 @@ async def test_journal_marks_what_the_relay_took(
 ) -> None:
     """A mail the journal names (taken by the relay, then a crash) is not sent again."""
     config = load_config(write_config(sink.port))
-    store = await Store.open(config.storage.database)
+    store = await open_store(config.storage)
     try:
         async with store.write() as db:
             ids = [await outbox_q.enqueue(

@@ -12,7 +12,7 @@ from mailbot.config import load_config
 from mailbot.intake.durable import Delivery, accept_many
 from mailbot.mail.machine import SUBJECT_ONLY, is_auto_reply_subject, subject_only
 from mailbot.mail.parse import parse
-from mailbot.store import Store
+from mailbot.store import Store, open_store
 from mailbot.store import inbound as inbound_q
 from mailbot.triage.pipeline import Pipeline
 from tests.support import CONFIG, FRIDAY_EVENING, MovingClock
@@ -100,7 +100,7 @@ async def pipeline(tmp_path: Path) -> AsyncIterator[tuple[Pipeline, Store]]:
     path.write_text(CONFIG.format(db=tmp_path / "mailbot.db", sink_port=1, protocol="smtp",
                                   max_size="1MB"))
     config = load_config(path)
-    store = await Store.open(config.storage.database)
+    store = await open_store(config.storage)
     try:
         yield Pipeline.create(config, store, MovingClock(FRIDAY_EVENING)), store
     finally:

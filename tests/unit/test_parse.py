@@ -42,6 +42,14 @@ def test_our_own_x_loop_is_a_loop() -> None:
     assert parse(raw, loop_markers=("other@example.org",)).machine is None
 
 
+@pytest.mark.parametrize("sender", [b"MAILER-DAEMON <>", b"Postmaster <>"])
+def test_bounce_sender_without_address_is_a_bounce(sender: bytes) -> None:
+    """A bounce whose From: names the mailer daemon or postmaster with an empty address
+    (DragonFly; the gateway of flufl.bounce's simple_24) is machine mail, never answered."""
+    raw = b"From: " + sender + b"\r\nSubject: Undeliverable: x\r\n\r\nunknown user\r\n"
+    assert parse(raw).machine == "bounce sender"
+
+
 def test_out_of_office_subject_alone_is_a_person() -> None:
     """A human may title a report "Out of office"; without another signal it is answered."""
     raw = b"From: a@example.net\r\nSubject: Out of office portal leaks data\r\n\r\nhi\r\n"
