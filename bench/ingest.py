@@ -131,7 +131,8 @@ class AckSink:
     def __init__(self) -> None:
         self.arrived: dict[str, float] = {}
         self.done = asyncio.Event()
-        self.expected = 0
+        self.reports: set[str] = set()  # done when each of these is acknowledged
+        self.acked = 0
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         raw = bytes(envelope.original_content or b"")
@@ -140,8 +141,11 @@ class AckSink:
             return "250 OK"  # a staff notification: the latency measured is the reporter's
         for line in head.split(b"\r\n"):
             if line.lower().startswith(b"in-reply-to:"):
-                self.arrived[line.split(b":", 1)[1].strip().decode()] = time.perf_counter()
-        if len(self.arrived) >= self.expected:
+                answered = line.split(b":", 1)[1].strip().decode()
+                if answered in self.reports and answered not in self.arrived:
+                    self.acked += 1
+                self.arrived[answered] = time.perf_counter()
+        if self.acked >= len(self.reports):
             self.done.set()
         return "250 OK"
 
@@ -167,7 +171,7 @@ async def smtp_path(
         ids[id(raw)] = str(msg["Message-ID"])
         if not msg["In-Reply-To"]:
             reports[str(msg["Message-ID"])] = raw
-    sink.expected = len(reports)
+    sink.reports = set(reports)
     loop = asyncio.get_running_loop()
     server = await loop.create_server(lambda: SMTP(sink, decode_data=False, loop=loop),
                                       "127.0.0.1", 0)
@@ -226,6 +230,10 @@ async def smtp_path(
         print(f"  {n} x {text}", file=sys.stderr)
     latencies = sorted(sink.arrived[m] - sent_at[m] for m in reports if m in sink.arrived)
     missing = len(reports) - len(latencies)
+    others = len(set(sink.arrived) - set(reports))
+    if missing or others:
+        print(f"  {missing} reports not acknowledged; {others} acknowledgements of mails"
+              " that are not reports (a follow-up that opened a case)", file=sys.stderr)
     return {
         "rate": len(mails) / elapsed,
         "p50": statistics.median(latencies) if latencies else float("nan"),
