@@ -166,66 +166,80 @@ async def smtp_path(
     sink = AckSink()
     reports = {}
     ids = {}  # parsed before the clock starts: the clients must not eat the daemon's CPU
+    answers: dict[int, str] = {}  # a follow-up: the Message-ID of the mail it answers
     for raw in mails:
         msg = message_from_bytes(raw, policy=policy.compat32)
         ids[id(raw)] = str(msg["Message-ID"])
-        if not msg["In-Reply-To"]:
+        if msg["In-Reply-To"]:
+            answers[id(raw)] = str(msg["In-Reply-To"]).strip()
+        else:
             reports[str(msg["Message-ID"])] = raw
+    # As a reporter would: a follow-up is sent once the mail it answers has been answered
+    # (8 clients taking the next mail at once would otherwise send both at the same moment,
+    # and the follow-up, stored first, would open the case).
+    answered = {ids[id(raw)]: asyncio.Event() for raw in mails}
     sink.reports = set(reports)
     loop = asyncio.get_running_loop()
     server = await loop.create_server(lambda: SMTP(sink, decode_data=False, loop=loop),
                                       "127.0.0.1", 0)
     sink_port = server.sockets[0].getsockname()[1]
     (work / "bench.db").unlink(missing_ok=True)
-    ports, procs = [], []
-    for n in range(instances):
-        port = free_port()
-        config = write_config(work, port, sink_port, database, f"bench-{n}")
-        profile = ["-m", "cProfile", "-o", f"{PROFILE}.{n}" if n else PROFILE] \
-            if PROFILE else []
-        procs.append(await asyncio.create_subprocess_exec(
-            sys.executable, *profile, "-m", "mailbot", "run", "--config", str(config),
-            "--log-level", "warning",
-        ))
-        ports.append(port)
-        # One at a time: the first applies the migrations, the others find them done.
-        await _listening(port)
-    sent_at: dict[str, float] = {}
-    queue: asyncio.Queue[bytes] = asyncio.Queue()
-    for raw in mails:
-        queue.put_nowait(raw)
-    errors = 0
-    replies: dict[str, int] = {}  # each error's text, counted: told at the end of the run
-    interval = clients / rate if rate else 0.0
+    ports: list[int] = []
+    procs: list[asyncio.subprocess.Process] = []
+    try:
+        for n in range(instances):
+            port = free_port()
+            config = write_config(work, port, sink_port, database, f"bench-{n}")
+            profile = ["-m", "cProfile", "-o", f"{PROFILE}.{n}" if n else PROFILE] \
+                if PROFILE else []
+            procs.append(await asyncio.create_subprocess_exec(
+                sys.executable, *profile, "-m", "mailbot", "run", "--config", str(config),
+                "--log-level", "warning",
+            ))
+            ports.append(port)
+            # One at a time: the first applies the migrations, the others find them done.
+            await _listening(port)
+        sent_at: dict[str, float] = {}
+        queue: asyncio.Queue[bytes] = asyncio.Queue()
+        for raw in mails:
+            queue.put_nowait(raw)
+        errors = 0
+        replies: dict[str, int] = {}  # each error's text, counted: told at the end of the run
+        interval = clients / rate if rate else 0.0
 
-    async def client(port: int) -> None:
-        nonlocal errors
-        smtp = aiosmtplib.SMTP(hostname="127.0.0.1", port=port, timeout=30)
-        await smtp.connect()
-        while not queue.empty():
-            raw = queue.get_nowait()
-            tick = time.perf_counter()
-            sent_at[ids[id(raw)]] = tick
-            try:
-                await smtp.sendmail("researcher@example.net", ["security@example.org"], raw)
-            except aiosmtplib.SMTPException as e:
-                errors += 1
-                replies[str(e)[:120]] = replies.get(str(e)[:120], 0) + 1
-            if interval:
-                await asyncio.sleep(max(0.0, interval - (time.perf_counter() - tick)))
-        await smtp.quit()
+        async def client(port: int) -> None:
+            nonlocal errors
+            smtp = aiosmtplib.SMTP(hostname="127.0.0.1", port=port, timeout=30)
+            await smtp.connect()
+            while not queue.empty():
+                raw = queue.get_nowait()
+                if (parent := answers.get(id(raw))) in answered:
+                    await answered[parent].wait()
+                tick = time.perf_counter()
+                sent_at[ids[id(raw)]] = tick
+                try:
+                    await smtp.sendmail("researcher@example.net", ["security@example.org"], raw)
+                except aiosmtplib.SMTPException as e:
+                    errors += 1
+                    replies[str(e)[:120]] = replies.get(str(e)[:120], 0) + 1
+                answered[ids[id(raw)]].set()
+                if interval:
+                    await asyncio.sleep(max(0.0, interval - (time.perf_counter() - tick)))
+            await smtp.quit()
 
-    start = time.perf_counter()
-    await asyncio.gather(*(client(ports[i % instances]) for i in range(clients)))
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(sink.done.wait(), 600)
-    elapsed = time.perf_counter() - start
-    rss = max(_peak_rss_mb(p.pid) for p in procs)  # of one instance
-    for p in procs:
-        p.send_signal(signal.SIGTERM)
-    for p in procs:
-        await p.wait()
-    server.close()
+        start = time.perf_counter()
+        await asyncio.gather(*(client(ports[i % instances]) for i in range(clients)))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(sink.done.wait(), 600)
+        elapsed = time.perf_counter() - start
+        rss = max(_peak_rss_mb(p.pid) for p in procs)  # of one instance
+    finally:  # the daemons end with the run, also when it is interrupted
+        for p in procs:
+            if p.returncode is None:
+                p.send_signal(signal.SIGTERM)
+        for p in procs:
+            await p.wait()
+        server.close()
     for text, n in replies.items():
         print(f"  {n} x {text}", file=sys.stderr)
     latencies = sorted(sink.arrived[m] - sent_at[m] for m in reports if m in sink.arrived)
