@@ -233,6 +233,7 @@ async def smtp_path(
             await asyncio.wait_for(sink.done.wait(), 600)
         elapsed = time.perf_counter() - start
         rss = max(_peak_rss_mb(p.pid) for p in procs)  # of one instance
+        cpu = sum(_cpu_seconds(p.pid) for p in procs)  # of all instances
     finally:  # the daemons end with the run, also when it is interrupted
         for p in procs:
             if p.returncode is None:
@@ -253,6 +254,7 @@ async def smtp_path(
         "p50": statistics.median(latencies) if latencies else float("nan"),
         "p99": latencies[int(len(latencies) * 0.99) - 1] if latencies else float("nan"),
         "rss_mb": rss,
+        "cores": cpu / elapsed,
         "errors": errors + missing,
     }
 
@@ -266,6 +268,13 @@ async def _listening(port: int) -> None:
         except OSError:
             await asyncio.sleep(0.05)
     raise SystemExit(f"mailbot did not listen on {port} within 30 s")
+
+
+def _cpu_seconds(pid: int) -> float:
+    """The CPU time (user + system) a live process has used so far."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _peak_rss_mb(pid: int) -> float:
@@ -386,9 +395,9 @@ def on_postgres(database: str, instances: int, mails: list[bytes], work: Path, c
     figures = {}
     try:
         print(f"\nthe flood on PostgreSQL ({pg.where}), {clients} clients spread over the"
-              " instances' listeners")
+              " instances' listeners; cores: the instances' CPU seconds per second")
         print(f"{'path':<28}{'mails/s':>10}{'x sqlite':>9}{'p50 ms':>9}{'p99 ms':>9}"
-              f"{'RSS MB':>8}{'errors':>8}{'x 1 inst':>9}")
+              f"{'RSS MB':>8}{'errors':>8}{'x 1 inst':>9}{'cores':>7}")
         one = 0.0
         for n in range(1, instances + 1):
             with pg.fresh() as url:
@@ -397,7 +406,7 @@ def on_postgres(database: str, instances: int, mails: list[bytes], work: Path, c
             label = f"postgresql, {n} instance{'s' if n > 1 else ''}"
             print(f"{label:<28}{r['rate']:>10.0f}{r['rate'] / sqlite_rate:>9.2f}"
                   f"{r['p50'] * 1000:>9.0f}{r['p99'] * 1000:>9.0f}{r['rss_mb']:>8.0f}"
-                  f"{r['errors']:>8}{r['rate'] / one:>9.2f}")
+                  f"{r['errors']:>8}{r['rate'] / one:>9.2f}{r['cores']:>7.2f}")
             figures[f"postgresql_{n}"] = round(r["rate"])
     finally:
         pg.close()

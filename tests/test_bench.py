@@ -91,8 +91,9 @@ def test_ingest_bench_on_postgresql_with_two_instances(tmp_path: Path) -> None:
     assert proc.returncode == 0, f"ingest.py failed:\n{proc.stdout}\n{proc.stderr}"
     assert "Traceback" not in proc.stderr, proc.stderr
     for pattern in (r"smtp, 8 clients, flood\s+\d+\s+[\d.]+\s+\d+\s+\d+\s+\d+\s+0\n",
-                    r"postgresql, 1 instance\s+\d+\s+[\d.]+\s+\d+\s+\d+\s+\d+\s+0\s+1\.00\n",
-                    r"postgresql, 2 instances\s+\d+\s+[\d.]+\s+\d+\s+\d+\s+\d+\s+0\s+[\d.]+\n",
+                    # rate, x sqlite, p50, p99, RSS, errors, x 1 instance, cores
+                    r"postgresql, 1 instance\s+\d+\s+[\d.]+(\s+\d+){3}\s+0\s+1\.00\s+[\d.]+\n",
+                    r"postgresql, 2 instances\s+\d+\s+[\d.]+(\s+\d+){3}\s+0\s+[\d.]+\s+[\d.]+\n",
                     r'"postgresql_1": \d+, "postgresql_2": \d+'):
         assert re.search(pattern, proc.stdout), f"no {pattern!r} in:\n{proc.stdout}"
 
