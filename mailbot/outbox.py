@@ -120,7 +120,7 @@ class Sender:
     async def _idle_seconds(self) -> float:
         try:
             async with self.store.read() as db:
-                nxt = await outbox_q.next_attempt(db)
+                nxt = await outbox_q.next_attempt(db, self.store.instance)
         except TransientError:
             return 5.0
         if nxt is None:

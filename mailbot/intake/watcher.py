@@ -185,6 +185,8 @@ class Watcher:
                                             self.imap.poll_interval), self._wake_r)
                 else:
                     self._pause(self.imap.poll_interval)
+                if not self._stop.is_set():
+                    self._drain_wake()  # a lost lease is seen by `_held` at the loop's top
                 self._waited = not told
                 if told or self._stop.is_set():
                     continue

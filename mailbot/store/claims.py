@@ -90,25 +90,37 @@ async def release(db: Db, table: Table, holder: str, ids: Sequence[int]) -> None
             f" AND id IN ({_marks(ids)})", (holder, *ids))
 
 
-async def release_gone(db: Db, table: Table, holder: str) -> list[str]:
-    """Free the pending rows claimed by processes of this host that are gone (`gone`); for
-    SQLite, whose instances all run on one host: a restart after a crash does not wait
-    for the lapse of its own earlier claims. The holders freed."""
+async def holders(db: Db, table: Table, holder: str) -> list[str]:
+    """Who else holds claims on pending rows."""
     rows = await db.execute_fetchall(
         f"SELECT DISTINCT claimed_by FROM {table} WHERE status = 'pending'"
         " AND claimed_by IS NOT NULL AND claimed_by <> ?", (holder,))
-    dead = [str(r[0]) for r in rows if gone(str(r[0]))]
+    return [str(r[0]) for r in rows]
+
+
+async def release_holders(db: Db, table: Table, dead: Sequence[str]) -> None:
+    """Free the pending rows these (gone) holders claimed."""
     if dead:
         await db.execute(
             f"UPDATE {table} SET claimed_by = NULL, claimed_until = NULL WHERE status = 'pending'"
-            f" AND claimed_by IN ({_marks(dead)})", dead)
-    return dead
+            f" AND claimed_by IN ({_marks(dead)})", list(dead))
+
+
+async def inbound_waiting(db: Db, holder: str, now: str, after: int = 0) -> bool:
+    """Is there a pending row after `after` that `holder` could claim? (A read, so that an
+    idle look takes no write lock.)"""
+    rows = await db.execute_fetchall(
+        "SELECT 1 FROM inbound WHERE status = 'pending' AND id > ?"
+        " AND (claimed_until IS NULL OR claimed_until <= ? OR claimed_by = ?) LIMIT 1",
+        (after, now, holder))
+    return bool(list(rows))
 
 
 def gone(holder: str) -> bool:
     """A holder (host:pid:random) of this host whose process has ended, or this process
     under another store (an earlier one, closed). Only meaningful where every instance runs
-    on this host: SQLite. A pid reused since reads as alive, which only makes us wait."""
+    on this host: SQLite, where a restart after a crash need not wait for the lapse of its
+    predecessor's claims and leases. A pid reused since reads as alive: we only wait."""
     host, _, rest = holder.partition(":")
     pid_text = rest.partition(":")[0]
     if host != socket.gethostname() or not pid_text.isdigit():

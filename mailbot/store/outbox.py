@@ -80,9 +80,12 @@ def _recipients(text: str) -> tuple[str, ...]:
     return tuple(str(a) for a in found) if isinstance(found, list) else ()
 
 
-async def next_attempt(db: Db) -> str | None:
-    """When the earliest pending mail falls due, for the sender to sleep until then."""
-    r = await one(db, "SELECT min(next_attempt_at) FROM outbox WHERE status = 'pending'")
+async def next_attempt(db: Db, holder: str | None = None) -> str | None:
+    """When the earliest pending mail falls due, for the sender to sleep until then; a mail
+    another instance than `holder` claimed is due for this one when the claim lapses."""
+    r = await one(db, "SELECT min(CASE WHEN claimed_by <> ? AND claimed_until > next_attempt_at"
+                      " THEN claimed_until ELSE next_attempt_at END) FROM outbox"
+                      " WHERE status = 'pending'", (holder or "",))
     return str(r[0]) if r and r[0] else None
 
 

@@ -95,11 +95,19 @@ class Worker:
         """Claim the next batch after the id `after`: (its pending rows, the highest id
         claimed, 0 when none was)."""
         me, now = self.store.instance, self.pipeline.clock()
+        if self.store.path is not None and not after:
+            # SQLite: claims of this host's processes that are gone (a crash) need not
+            # lapse first.
+            async with self.store.read() as db:
+                dead = [h for h in await claims_q.holders(db, "inbound", me)
+                        if claims_q.gone(h)]
+            if dead:
+                async with self.store.write() as db:
+                    await claims_q.release_holders(db, "inbound", dead)
+        async with self.store.read() as db:  # an idle look takes no write lock
+            if not await claims_q.inbound_waiting(db, me, iso(now), after):
+                return [], 0
         async with self.store.write() as db:
-            if self.store.path is not None and not after:
-                # SQLite: claims of this host's processes that are gone (a crash) need not
-                # lapse first.
-                await claims_q.release_gone(db, "inbound", me)
             ids = await claims_q.claim_inbound(
                 db, me, iso(now), iso(now + leasing.CLAIM), after=after, limit=BATCH,
                 max_bytes=BATCH_BYTES)

@@ -254,3 +254,20 @@ async def test_two_senders_send_each_mail_once(
         rows = await db.execute_fetchall(
             "SELECT count(*) FROM outbox WHERE status = 'sent' AND claimed_by IS NULL")
     assert [tuple(r) for r in rows] == [(60,)]
+
+
+async def test_mail_another_sender_holds_is_due_when_its_claim_lapses(
+    two: tuple[Store, Store]
+) -> None:
+    """A sender sleeps until another instance's claim on due mail lapses, instead of looking
+    again and again for mail it cannot take."""
+    a, b = two
+    async with a.write() as db:
+        await outbox_q.enqueue(db, purpose="p", case_id=None, created_at=iso(NOW),
+                               mail_from="security@example.org", rcpt_to=["x@example.net"],
+                               message_id="<o@example.org>", raw=b"x")
+        await claims_q.claim_outbox(db, a.instance, iso(NOW), iso(NOW + timedelta(minutes=2)),
+                                    10)
+    async with b.read() as db:
+        assert await outbox_q.next_attempt(db, b.instance) == iso(NOW + timedelta(minutes=2))
+        assert await outbox_q.next_attempt(db, a.instance) == iso(NOW)
