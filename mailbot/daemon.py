@@ -96,8 +96,7 @@ async def run(
                     task.cancel()
         finally:
             await watchers.stop()
-            if scheduler.running:
-                scheduler.shutdown(wait=False)
+            await scheduler.stop()  # and hands the leader lease on
             server.close()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(server.wait_closed(), 5)

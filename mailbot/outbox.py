@@ -4,10 +4,19 @@ Rows are rendered when queued, so this only moves bytes. A row is marked sent ri
 the relay accepts it; retries back off exponentially with jitter while the relay is down,
 and a 5xx answer marks the row failed for a human to look at.
 
+On PostgreSQL rows are claimed before they are sent (store/claims.py): several instances
+sharing the database never send the same row while its claim lives (leasing.CLAIM, renewed
+while the batch is sent); marking a row sent, retried or failed ends its claim. An SQLite
+database has one daemon, so one sender: it reads what is due, as it always did.
+
 Between the relay's 250 and the row's update the sender may wait for the database (the
-worker holds it for a batch); a crash there would send the mail again. So the 250 is first
-appended to a journal next to the database, in the same step as the answer arrives, and a
-restart marks what the journal names as sent before sending anything.
+worker holds it for a batch); a crash there would send the mail again. On SQLite the 250 is
+first appended to a journal next to the database, in the same step as the answer arrives,
+and a restart marks what the journal names as sent before sending anything. On PostgreSQL
+there is no journal (another host could not read it): an instance that dies between a 250
+and its mark leaves that row claimed; when the claim lapses another instance sends it again.
+So a mail goes twice only when its instance dies in that window, and then once more at
+most (the claim keeps a third instance off while the second sends).
 
 No single row stops the sender: a row that cannot go through this relay at all (a
 non-ASCII local part without SMTPUTF8) fails at once with that reason, and anything
@@ -30,12 +39,14 @@ from pathlib import Path
 
 import aiosmtplib
 
+from mailbot import leasing
 from mailbot.clock import Clock, iso
 from mailbot.config import SmtpOutConfig
 from mailbot.errors import DeliveryDeferred, DeliveryFailed, StoreBusy, TransientError
 from mailbot.mail import intl
 from mailbot.private import make_dirs, tighten
 from mailbot.store import Db, Store
+from mailbot.store import claims as claims_q
 from mailbot.store import outbox as outbox_q
 from mailbot.store.outbox import OutboxRow
 from mailbot.waiting import wait_any
@@ -58,6 +69,9 @@ class Sender:
         self.clock = clock
         self.on_failed = on_failed
         self._wake = asyncio.Event()
+        # Without a journal (PostgreSQL): ids the relay took whose mark the database refused;
+        # marked before anything more is sent (our own claims would let us send them again).
+        self._unmarked: set[int] = set()
         # PostgreSQL needs none: a claimed row's lease does the journal's job there.
         self.journal = SentJournal(Path(f"{store.path}.sent")) \
             if store.path is not None and str(store.path) != ":memory:" else None
@@ -106,7 +120,7 @@ class Sender:
     async def _idle_seconds(self) -> float:
         try:
             async with self.store.read() as db:
-                nxt = await outbox_q.next_attempt(db)
+                nxt = await outbox_q.next_attempt(db, self.store.instance)
         except TransientError:
             return 5.0
         if nxt is None:
@@ -116,10 +130,35 @@ class Sender:
 
     async def send_due(self, stop: asyncio.Event | None = None) -> bool:
         """Send one batch of due mail; True when anything was attempted."""
-        async with self.store.read() as db:
-            rows = await outbox_q.due(db, iso(self.clock()), BATCH)
+        if self.store.path is not None:
+            # SQLite: this daemon is the one sender of its database, and the journal covers
+            # its crashes; sending must not wait for a write (a full disk) either.
+            async with self.store.read() as db:
+                rows = await outbox_q.due(db, iso(self.clock()), BATCH)
+            if rows:
+                await self._send(rows, stop)
+            return bool(rows)
+        rows = await self._claim()
         if not rows:
             return False
+        async with leasing.kept(self.store, "outbox", [r.id for r in rows], self.clock):
+            await self._send(rows, stop)
+        # Rows left unsent (a stop, a dropped connection) go back for any instance.
+        async with self.store.statement() as db:
+            await claims_q.release(db, "outbox", self.store.instance, [r.id for r in rows])
+        return True
+
+    async def _claim(self) -> list[OutboxRow]:
+        me, now = self.store.instance, self.clock()
+        async with self.store.write() as db:
+            ids = await claims_q.claim_outbox(db, me, iso(now), iso(now + leasing.CLAIM),
+                                              BATCH)
+        if not ids:
+            return []
+        async with self.store.read() as db:
+            return await outbox_q.claimed(db, ids)
+
+    async def _send(self, rows: list[OutboxRow], stop: asyncio.Event | None) -> None:
         if self.config.maildir is not None:
             for row in rows:
                 try:
@@ -131,9 +170,8 @@ class Sender:
                     await self._unexpected(row, e)
                     continue
                 await self._sent(row)
-            return True
+            return
         await self._send_smtp(rows, stop)
-        return True
 
     async def _send_smtp(self, rows: list[OutboxRow], stop: asyncio.Event | None) -> None:
         cfg = self.config
@@ -185,6 +223,8 @@ class Sender:
                     return
                 if self.journal:
                     self.journal.record(row.id)  # no await since the 250: see the docstring
+                else:
+                    self._unmarked.add(row.id)
                 await self._sent(row)
         finally:
             if smtp.is_connected:
@@ -195,6 +235,11 @@ class Sender:
 
     async def _replay_journal(self) -> None:
         """Rows a crash left unmarked after the relay took them: marked, never sent again."""
+        if self._unmarked:  # the database failed at the mark: this process remembers
+            async with self.store.write() as db:
+                for outbox_id in sorted(self._unmarked):
+                    await outbox_q.mark_sent(db, outbox_id, iso(self.clock()))
+            self._unmarked.clear()
         if self.journal is None:
             return
         ids = await asyncio.to_thread(self.journal.read)
@@ -239,6 +284,7 @@ class Sender:
     async def _sent(self, row: OutboxRow) -> None:
         async with self.store.statement() as db:
             await outbox_q.mark_sent(db, row.id, iso(self.clock()))
+        self._unmarked.discard(row.id)
         log.info("outbox %d %s: sent (%s)", row.id, row.message_id, row.purpose)
 
     async def _failed(self, row: OutboxRow, err: DeliveryDeferred | DeliveryFailed) -> None:

@@ -44,8 +44,9 @@ def backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> 
     """With --backend postgresql, each test's configured mailbot (in this process or a
     child `mailbot run`) uses a database of its own on the session's PostgreSQL."""
     chosen = str(request.config.getoption("--backend"))
-    if chosen == "postgresql" and request.node.get_closest_marker("sqlite_only"):
-        pytest.skip("about the SQLite file itself")
+    only = request.node.get_closest_marker("sqlite_only")
+    if chosen == "postgresql" and only:
+        pytest.skip(only.args[0] if only.args else "about the SQLite file itself")
     # A test that reads a module's shared database (module_database) keeps that one.
     if chosen == "postgresql" and "module_database" not in request.fixturenames:
         monkeypatch.setenv("MAILBOT_DATABASE", request.getfixturevalue("pg_url"))

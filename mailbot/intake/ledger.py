@@ -20,6 +20,7 @@ from mailbot.clock import Clock, iso
 from mailbot.config import ImapConfig, InboxConfig
 from mailbot.errors import StoreBusy
 from mailbot.intake.durable import Delivery, insert_all, message_id_of
+from mailbot.leasing import Lease
 from mailbot.models import InboundStatus
 from mailbot.store import Store
 from mailbot.store import imap as imap_q
@@ -56,18 +57,24 @@ class Ledger:
             return await imap_q.resume(db, mailbox)
 
     async def new_generation(self, inbox: InboxConfig, imap: ImapConfig, uidvalidity: int,
-                             resync_below: int) -> None:
+                             resync_below: int, lease: Lease | None = None) -> None:
         async with self.store.write() as db:
+            if lease is not None:
+                await lease.check(db)
             await imap_q.new_generation(db, imap.mailbox, inbox.name, uidvalidity,
                                         resync_below, iso(self.clock()))
 
     async def take(self, inbox: InboxConfig, imap: ImapConfig, uidvalidity: int,
-                   resync_below: int, fetched: Sequence[tuple[int, bytes]]) -> int:
-        """Store fetched (uid, raw) mail and its UIDs in one durable commit; the count new."""
+                   resync_below: int, fetched: Sequence[tuple[int, bytes]],
+                   lease: Lease | None = None) -> int:
+        """Store fetched (uid, raw) mail and its UIDs in one durable commit; the count new.
+        With the folder's `lease`: only while this instance holds it (LeaseLost)."""
         mailbox = imap.mailbox
         fresh: list[tuple[int, str | None, Delivery]] = []
         known: list[tuple[int, str | None, int]] = []
         async with self.store.write(durable=True) as db:
+            if lease is not None:
+                await lease.check(db)
             for uid, raw in fetched:
                 mid = message_id_of(raw)
                 earlier = (await imap_q.taken_before(db, mailbox, uidvalidity, mid)
@@ -99,13 +106,15 @@ class Ledger:
         return new
 
     async def unreadable(self, inbox: InboxConfig, imap: ImapConfig, uidvalidity: int, uid: int,
-                         reason: str) -> int:
+                         reason: str, lease: Lease | None = None) -> int:
         """A message that could not be taken: a quarantined inbound row with no bytes and
         the reason, recorded as taken and marked so the folder goes on past it (the server
         is told nothing: the message stays there for a human). Its inbound id."""
         mailbox, now = imap.mailbox, iso(self.clock())
         ref = f"imap:{mailbox}:{uidvalidity}:{uid}"
         async with self.store.write(durable=True) as db:
+            if lease is not None:
+                await lease.check(db)
             inbound_id, _ = await inbound_q.insert(
                 db, received_at=now, source="imap", source_ref=ref,
                 peer=f"{imap.host}:{imap.port}", mail_from=None, rcpt_to=[inbox.address],

@@ -8,23 +8,34 @@ of its own (some servers' IDLE reports new mail a minute late), or poll; and do 
 Any failure (drop, timeout, BYE, refused login, a busy database) ends the session; the
 watcher reconnects after an exponential backoff with jitter, capped at `backoff_max`. A
 watcher's troubles are its own: they never reach another watcher, the listener or the loop.
+
+Several instances on one database: each folder is watched by one of them at a time, the
+holder of the lease `imap:<mailbox>` (leasing.py). A task on the event loop takes or renews
+it every RENEW_EVERY seconds; the thread waits while another instance holds it, and a
+session ends at once when it is lost (its IDLE is woken). Every batch the thread stores is
+fenced by the lease in its own transaction, so mail is never taken by an instance that
+lost the folder; a dead holder's folder is taken over within a minute.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import random
+import select
 import threading
 import time
 from collections.abc import Callable
 
+from mailbot import leasing
 from mailbot.clock import Clock
 from mailbot.config import Config, ImapConfig, InboxConfig
 from mailbot.errors import ConfigError, TransientError
 from mailbot.intake.imap import ImapRefused, Session
 from mailbot.intake.ledger import Ledger
+from mailbot.leasing import Lease, LeaseLost
 from mailbot.store import Store
 
 log = logging.getLogger(__name__)
@@ -41,11 +52,14 @@ def backoff(failures: int, cap: float) -> float:
 
 
 class Watcher:
-    def __init__(self, inbox: InboxConfig, ledger: Ledger) -> None:
+    def __init__(self, inbox: InboxConfig, ledger: Ledger, lease: Lease) -> None:
         assert inbox.imap is not None
         self.inbox = inbox
         self.imap: ImapConfig = inbox.imap
         self.ledger = ledger
+        self.lease = lease
+        self._held = threading.Event()  # this instance holds the folder's lease
+        self._turn = threading.Event()  # held, or stopping: the thread has work
         self.failures = 0
         self._state = ""
         self._last_bug: str | None = None
@@ -65,7 +79,32 @@ class Watcher:
         """Ask the thread to end; an IDLE in progress is interrupted at once."""
         if not self._stop.is_set():
             self._stop.set()
+            self._turn.set()
             os.write(self._wake_w, b"x")
+
+    def granted(self, held: bool) -> None:
+        """What the lease keeper found: the thread watches while held; a session in
+        progress when it is lost ends at once (its IDLE or poll is woken)."""
+        if held:
+            self._held.set()
+            self._turn.set()
+        elif self._held.is_set():
+            self._held.clear()
+            self._turn.clear()
+            os.write(self._wake_w, b"x")
+
+    def _pause(self, seconds: float) -> None:
+        """Wait `seconds`, or until stopped or the lease is lost."""
+        select.select([self._wake_r], [], [], seconds)
+
+    def _drain_wake(self) -> None:
+        """Forget wake-ups already seen (a lost lease), so the next IDLE waits again; a
+        stop is seen by `_stop` anyway."""
+        os.set_blocking(self._wake_r, False)
+        with contextlib.suppress(BlockingIOError):
+            while os.read(self._wake_r, 64):
+                pass
+        os.set_blocking(self._wake_r, True)
 
     def close(self) -> None:
         """Release the wake pipe, once the thread is gone."""
@@ -75,8 +114,16 @@ class Watcher:
 
     def _run(self) -> None:
         while not self._stop.is_set():
+            if not self._held.is_set():
+                self._turn.wait()
+                self._drain_wake()
+                continue
             try:
                 self._session()
+            except LeaseLost as e:  # found by a store: wait for the keeper's next look
+                log.info("imap %s: %s; standing by", self.name, e)
+                self._held.clear()
+                self._turn.clear()
             except (TransientError, ConfigError) as e:
                 self._failed(str(e))
             except Exception as e:  # a bug: keep the watcher alive, and say so loudly
@@ -119,6 +166,8 @@ class Watcher:
             settled = False
             selected = time.monotonic()
             while not self._stop.is_set():
+                if not self._held.is_set():
+                    raise LeaseLost(f"lease {self.lease.name}: another instance holds it now")
                 if not settled:
                     self._report("syncing")
                 before = last
@@ -135,7 +184,9 @@ class Watcher:
                     told = session.idle(min(self.imap.idle_check or self.imap.poll_interval,
                                             self.imap.poll_interval), self._wake_r)
                 else:
-                    self._stop.wait(self.imap.poll_interval)
+                    self._pause(self.imap.poll_interval)
+                if not self._stop.is_set():
+                    self._drain_wake()  # a lost lease is seen by `_held` at the loop's top
                 self._waited = not told
                 if told or self._stop.is_set():
                     continue
@@ -194,7 +245,7 @@ class Watcher:
                         " (mail already taken is recognised by Message-ID and digest)",
                         self.name, stored.uidvalidity, folder.uidvalidity)
         self.ledger.call(self.ledger.new_generation(self.inbox, self.imap, folder.uidvalidity,
-                                                    resync_below))
+                                                    resync_below, self.lease))
         return folder.uidvalidity, 0, resync_below
 
     def _sync(self, session: Session, uidvalidity: int, last: int, resync_below: int) -> int:
@@ -216,7 +267,7 @@ class Watcher:
         try:
             fetched = session.fetch(batch)
             self.ledger.call(self.ledger.take(self.inbox, self.imap, uidvalidity, resync_below,
-                                              fetched))
+                                              fetched, self.lease))
         except ImapRefused as e:  # before TransientError, which it also is
             failed = e
         except TransientError:
@@ -243,7 +294,7 @@ class Watcher:
             raise e
         reason = str(e) if isinstance(e, ImapRefused) else f"internal error: {e!r}"
         inbound_id = self.ledger.call(self.ledger.unreadable(self.inbox, self.imap, uidvalidity,
-                                                             uid, reason))
+                                                             uid, reason, self.lease))
         log.error("imap %s: UID %d failed %d sessions running (%s); quarantined as inbound %d,"
                   " left on the server", self.name, uid, tries, reason, inbound_id,
                   exc_info=not isinstance(e, ImapRefused))
@@ -256,24 +307,49 @@ class Watcher:
 
 
 class Watchers:
-    """The daemon's watcher threads: started together, stopped together."""
+    """The daemon's watcher threads, and the tasks that keep their folders' leases: started
+    together, stopped together."""
 
     def __init__(self, watchers: list[Watcher], ledger: Ledger) -> None:
         self.watchers = watchers
         self.ledger = ledger
+        self.keepers: list[asyncio.Task[None]] = []
 
     @classmethod
     def start(cls, config: Config, store: Store, clock: Clock,
               on_stored: Callable[[], None]) -> Watchers:
         ledger = Ledger(store, clock, on_stored, asyncio.get_running_loop())
-        watchers = [Watcher(inbox, ledger) for inbox in config.inboxes if inbox.imap]
+        watchers = [Watcher(inbox, ledger, Lease(store, f"imap:{inbox.imap.mailbox}", clock))
+                    for inbox in config.inboxes if inbox.imap]
+        started = cls(watchers, ledger)
         for w in watchers:
             log.info("imap %s: watching for inbox %s", w.name, w.inbox.name)
             w.thread.start()
-        return cls(watchers, ledger)
+            started.keepers.append(asyncio.create_task(started.keep(w), name=f"lease-{w.name}"))
+        return started
+
+    async def keep(self, w: Watcher) -> None:
+        """Take or renew the folder's lease, and tell the thread, until stopped."""
+        standing_by = False
+        while True:
+            held = await w.lease.hold()
+            if held:
+                standing_by = False
+            elif not standing_by:  # (its state row is the holder's to write)
+                standing_by = True
+                log.info("imap %s: another instance watches it; standing by", w.name)
+            w.granted(held)
+            await asyncio.sleep(leasing.RENEW_EVERY)
 
     async def stop(self) -> None:
-        """Stop every thread; wait for them off the loop (they may need it to finish)."""
+        """Stop every thread; wait for them off the loop (they may need it to finish); hand
+        the folders' leases on."""
+        for task in self.keepers:
+            task.cancel()
+        for task in self.keepers:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self.keepers = []
         for w in self.watchers:
             w.stop()
         for w in self.watchers:
@@ -281,5 +357,6 @@ class Watchers:
             if w.thread.is_alive():
                 log.warning("imap %s: thread still busy at shutdown; abandoning it", w.name)
             w.close()
+            await w.lease.release()
         self.ledger.closed = True
         self.watchers = []

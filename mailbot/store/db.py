@@ -10,8 +10,12 @@ store/ are written once, in the SQL both backends accept, with `?` placeholders.
 from __future__ import annotations
 
 import asyncio
+import os
+import secrets
+import socket
 from collections.abc import Awaitable, Iterable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -71,6 +75,12 @@ class Store:
     dialect: str = ""
     # The SQLite file (its sent journal lives beside it); None for a server database.
     path: Path | None = None
+
+    @cached_property
+    def instance(self) -> str:
+        """Who this store's process is to the other instances on the database (claims,
+        leases): host, pid and a random part, new for every store opened."""
+        return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
 
     @classmethod
     async def open(cls, database: str | Path, *, apply_migrations: bool = True,

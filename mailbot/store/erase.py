@@ -62,6 +62,10 @@ async def scrub(db: Db, case_ids: Sequence[int], *, at: str, actor: str, why: st
                          " WHEN 'pending' THEN 'dropped' ELSE status END WHERE case_id = ?",
                          (b"", json.dumps([alias]), case_id))
         await db.execute("DELETE FROM held_notices WHERE case_id = ?", (case_id,))
+        # The triage help read the reporter's text (hosts, paths, a sketch of the words):
+        # gone with it, and so the case is no longer anyone's likely duplicate.
+        await db.execute("DELETE FROM assessment_keys WHERE case_id = ?", (case_id,))
+        await db.execute("DELETE FROM assessments WHERE case_id = ?", (case_id,))
         await db.execute("UPDATE message_ids SET sender = ? WHERE case_id = ?"
                          " AND lower(sender) = lower(?)", (alias, case_id, reporter))
         await db.execute("UPDATE cited_ids SET sender = ? WHERE case_id = ?"

@@ -131,6 +131,17 @@ async def pending(
     return [_row(r) for r in rows]
 
 
+async def claimed(db: Db, ids: Sequence[int]) -> list[InboundRow]:
+    """These rows (claimed ones: see store/claims.py) while still pending, each delivery's
+    rows together, in arrival order of the deliveries."""
+    if not ids:
+        return []
+    found = await db.execute_fetchall(
+        f"SELECT {_COLUMNS} FROM inbound WHERE id IN ({','.join('?' * len(ids))})"
+        " AND status = 'pending'", list(ids))
+    return sorted((_row(r) for r in found), key=lambda r: (r.delivery, r.id))
+
+
 async def rest_of_delivery(db: Db, row: InboundRow) -> list[InboundRow]:
     """The pending rows after `row` of the same delivery (one mail to several inboxes), for
     a batch that `pending` cut short in the middle of one: its rows are decided together."""
@@ -149,11 +160,11 @@ async def finish(
     db: Db, inbound_id: int, *, status: str, at: str, reason: str | None = None,
     case_id: int | None = None,
 ) -> bool:
-    """Record the outcome of a pending row; False when it was no longer pending (another
-    process took it), and the caller must roll back."""
+    """Record the outcome of a pending row, which ends its claim; False when it was no
+    longer pending (another process took it), and the caller must roll back."""
     cur = await db.execute(
-        "UPDATE inbound SET status = ?, reason = ?, case_id = ?, processed_at = ?"
-        " WHERE id = ? AND status = 'pending'",
+        "UPDATE inbound SET status = ?, reason = ?, case_id = ?, processed_at = ?,"
+        " claimed_by = NULL, claimed_until = NULL WHERE id = ? AND status = 'pending'",
         (status, reason, case_id, at, inbound_id),
     )
     return cur.rowcount == 1

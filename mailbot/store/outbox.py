@@ -6,7 +6,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from mailbot.store.db import Db, one
+from mailbot.store.db import Db, Row, one
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,17 +43,31 @@ async def enqueue(
     return int(r[0]) if r else None
 
 
+_COLUMNS = "id, purpose, mail_from, rcpt_to, message_id, raw, attempts, case_id"
+
+
+def _row(r: Row) -> OutboxRow:
+    return OutboxRow(int(r[0]), str(r[1]), str(r[2]), _recipients(r[3]), str(r[4]),
+                     bytes(r[5]), int(r[6]), None if r[7] is None else int(r[7]))
+
+
 async def due(db: Db, now: str, limit: int = 50) -> list[OutboxRow]:
     rows = await db.execute_fetchall(
-        "SELECT id, purpose, mail_from, rcpt_to, message_id, raw, attempts, case_id FROM outbox"
+        f"SELECT {_COLUMNS} FROM outbox"
         " WHERE status = 'pending' AND next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT ?",
         (now, limit),
     )
-    return [
-        OutboxRow(int(r[0]), str(r[1]), str(r[2]), _recipients(r[3]), str(r[4]),
-                  bytes(r[5]), int(r[6]), None if r[7] is None else int(r[7]))
-        for r in rows
-    ]
+    return [_row(r) for r in rows]
+
+
+async def claimed(db: Db, ids: Sequence[int]) -> list[OutboxRow]:
+    """These rows (claimed ones: see store/claims.py) while still pending, in due order."""
+    if not ids:
+        return []
+    found = await db.execute_fetchall(
+        f"SELECT {_COLUMNS} FROM outbox WHERE id IN ({','.join('?' * len(ids))})"
+        " AND status = 'pending' ORDER BY next_attempt_at, id", list(ids))
+    return [_row(r) for r in found]
 
 
 def _recipients(text: str) -> tuple[str, ...]:
@@ -66,31 +80,36 @@ def _recipients(text: str) -> tuple[str, ...]:
     return tuple(str(a) for a in found) if isinstance(found, list) else ()
 
 
-async def next_attempt(db: Db) -> str | None:
-    """When the earliest pending mail falls due, for the sender to sleep until then."""
-    r = await one(db, "SELECT min(next_attempt_at) FROM outbox WHERE status = 'pending'")
+async def next_attempt(db: Db, holder: str | None = None) -> str | None:
+    """When the earliest pending mail falls due, for the sender to sleep until then; a mail
+    another instance than `holder` claimed is due for this one when the claim lapses."""
+    r = await one(db, "SELECT min(CASE WHEN claimed_by <> ? AND claimed_until > next_attempt_at"
+                      " THEN claimed_until ELSE next_attempt_at END) FROM outbox"
+                      " WHERE status = 'pending'", (holder or "",))
     return str(r[0]) if r and r[0] else None
 
 
 async def mark_sent(db: Db, outbox_id: int, at: str) -> None:
     await db.execute(
         "UPDATE outbox SET status = 'sent', sent_at = ?, attempts = attempts + 1,"
-        " last_error = NULL WHERE id = ? AND status = 'pending'",
+        " last_error = NULL, claimed_by = NULL, claimed_until = NULL"
+        " WHERE id = ? AND status = 'pending'",
         (at, outbox_id),
     )
 
 
 async def mark_retry(db: Db, outbox_id: int, *, next_at: str, error: str) -> None:
     await db.execute(
-        "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, last_error = ?"
-        " WHERE id = ?",
+        "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, last_error = ?,"
+        " claimed_by = NULL, claimed_until = NULL WHERE id = ?",
         (next_at, error, outbox_id),
     )
 
 
 async def mark_failed(db: Db, outbox_id: int, *, error: str) -> None:
     await db.execute(
-        "UPDATE outbox SET status = 'failed', attempts = attempts + 1, last_error = ? WHERE id = ?",
+        "UPDATE outbox SET status = 'failed', attempts = attempts + 1, last_error = ?,"
+        " claimed_by = NULL, claimed_until = NULL WHERE id = ?",
         (error, outbox_id),
     )
 

@@ -159,6 +159,15 @@ class PgStore(Store):
         kwargs: dict[str, Any] = {"autocommit": True, "row_factory": _rows}
         if password is not None:
             kwargs["password"] = password
+        try:
+            # One connection first: its error says why (refused, no such role, a password
+            # refused), where the pool would only say it timed out.
+            probe = await psycopg.AsyncConnection.connect(
+                url, connect_timeout=int(CONNECT_TIMEOUT), **kwargs)
+            await probe.close()
+        except psycopg.Error as e:
+            raise StoreBusy(f"cannot connect to the database {redact(url)}: {_first_line(e)}"
+                            ) from e
         pool: AsyncConnectionPool[psycopg.AsyncConnection[PgRow]] = AsyncConnectionPool(
             url, kwargs=kwargs, min_size=1, max_size=POOL_SIZE, open=False,
             timeout=CONNECT_TIMEOUT, name="mailbot")

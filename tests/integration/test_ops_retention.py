@@ -117,8 +117,12 @@ async def test_retention_erases_expired_closed_cases(kept_bot: Bot, sink: Sink) 
 
 @pytest.fixture
 def imported(write_config: Callable[..., Path], tmp_path: Path) -> Path:
-    """One report of researcher@example.net imported: an open case."""
+    """One report of researcher@example.net imported: an open case, assessed against the
+    policy's scope (the triage help keeps what it read of the report)."""
     config = write_config()
+    config.write_text(config.read_text().replace(
+        'warn_before = "1 business day"',
+        'warn_before = "1 business day"\nin_scope = ["example.nl", "*.example.nl"]', 1))
     box = mailbox.mbox(tmp_path / "in.mbox")
     box.add(a_report(body=BODY + "\n").as_bytes())
     box.close()
@@ -154,12 +158,15 @@ def test_erase_refuses_an_open_case_then_erases_everywhere(imported: Path) -> No
     the case keeps its reference, dates and an `erased` event."""
     refused = run(imported, "erase", "--reporter", "researcher@example.net")
     assert refused.returncode == 1 and "open cases (SEC-2026-0001)" in refused.stderr
+    db = imported.parent / "mailbot.db"
+    assert table(db, "SELECT count(*) FROM assessments") == [(1,)]  # what erasure must take
     done = run(imported, "erase", "--reporter", "researcher@example.net", "--force")
     assert done.returncode == 0, done.stderr
-    db = imported.parent / "mailbot.db"
     data = file_bytes(db)
     assert b"researcher@example.net" not in data.lower() and BODY.encode() not in data
     assert table(db, "SELECT status FROM outbox WHERE purpose LIKE 'ack:%'") == [("dropped",)]
+    assert table(db, "SELECT count(*) FROM assessments") == [(0,)]
+    assert table(db, "SELECT count(*) FROM assessment_keys") == [(0,)]
     shown = json.loads(run(imported, "show", "SEC-2026-0001", "--json").stdout)
     assert shown["reporter"].startswith("erased-") and shown["created_at"]
     assert shown["events"][-1]["action"] == "erased"

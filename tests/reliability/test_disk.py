@@ -22,7 +22,8 @@ import pytest
 from mailbot.config import load_config
 from tests.support import CONFIG, FRIDAY_EVENING, MovingClock, Sink, report, running_bot, table
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.sqlite_only(
+    "a full disk, a lock or a read-only file under the SQLite database")]
 
 
 @pytest.fixture

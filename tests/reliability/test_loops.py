@@ -8,6 +8,7 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
+import pytest
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from mailbot.config import load_config
@@ -72,6 +73,7 @@ async def quiet(dbs: list[Path], seconds: float = 1.5) -> None:
             await asyncio.sleep(seconds)
 
 
+@pytest.mark.sqlite_only("two bots, two databases: $MAILBOT_DATABASE names one")
 async def test_two_bots_stop_after_one_exchange(tmp_path: Path) -> None:
     """Bot A acknowledges a report that came from bot B's address; B records A's automatic
     answer and sends nothing back: one exchange, then silence."""

@@ -64,6 +64,7 @@ async def test_relay_down_then_back_delivers_everything_once(
     assert_confidential(sink.received, db, path)
 
 
+@pytest.mark.sqlite_only("the sent journal beside the SQLite file (PostgreSQL: claims)")
 async def test_journal_marks_what_the_relay_took(
     sink: Sink, write_config: Callable[..., Path], tmp_path: Path
 ) -> None:

@@ -130,6 +130,13 @@ WRITES: list[tuple[str, str, tuple[Any, ...]]] = [
      (1, "list.example.org", "list@example.org", int(True))),
     ("outbox.audit", "INSERT INTO ops_audit (at, actor, action, outbox_id, detail)"
      " VALUES (?,?,?,?,?)", (T, "operator", "drop", 1, None)),
+    ("claims.claim_outbox", "UPDATE outbox SET claimed_by = ?, claimed_until = ? WHERE id IN (?)",
+     ("host:1:ab", T, 1)),
+    ("leases.take",
+     "INSERT INTO leases (name, holder, until) VALUES (?, ?, ?) ON CONFLICT (name) DO UPDATE"
+     " SET holder = excluded.holder, until = excluded.until"
+     " WHERE leases.holder = excluded.holder OR leases.until <= ? RETURNING holder",
+     ("scheduler", "host:1:ab", T, T)),
 ]
 
 
