@@ -73,12 +73,7 @@ def test_bench_runs_at_a_tiny_size(script: str, tmp_path: Path) -> None:
         assert re.search(pattern, proc.stdout), f"{script}: no {pattern!r} in:\n{proc.stdout}"
 
 
-# Until the claims (migration 0025) are in, two instances may both take a mail.
-CLAIMS = any((ROOT / "migrations" / "postgresql").glob("0025_*.sql"))
-
-
 @pytest.mark.slow
-@pytest.mark.xfail(not CLAIMS, strict=False, reason="no claims yet: two instances race")
 def test_ingest_bench_on_postgresql_with_two_instances(tmp_path: Path) -> None:
     """ingest.py --database throwaway --instances 2 floods PostgreSQL with one instance and
     then two, every report acknowledged, and prints each rate beside SQLite's."""

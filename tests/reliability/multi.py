@@ -4,7 +4,6 @@ sends like an MTA with several MX hosts (any instance; another one when that one
 from __future__ import annotations
 
 import asyncio
-import importlib
 import random
 from collections.abc import Callable
 from email.message import EmailMessage
@@ -12,6 +11,7 @@ from pathlib import Path
 
 import aiosmtplib
 
+from mailbot.leasing import CLAIM, LEASE, RENEW_EVERY
 from tests.reliability.harness import Daemon, Ledger, Sent
 from tests.support import CONFIG, free_port, table
 
@@ -98,14 +98,8 @@ def columns(url: str, name: str) -> set[str]:
 
 
 def leasing_seconds() -> tuple[float, float, float]:
-    """(a claim's length, a lease's length, a lease's renewal period) of mailbot.leasing;
-    zeros while there is no such module (before the claims work)."""
-    try:
-        leasing = importlib.import_module("mailbot.leasing")
-    except ModuleNotFoundError:
-        return 0.0, 0.0, 0.0
-    return (float(leasing.CLAIM.total_seconds()), float(leasing.LEASE.total_seconds()),
-            float(leasing.RENEW_EVERY))
+    """(a claim's length, a lease's length, a lease's renewal period) of mailbot.leasing."""
+    return CLAIM.total_seconds(), LEASE.total_seconds(), RENEW_EVERY
 
 
 def lease_holders(url: str) -> dict[str, str]:

@@ -45,7 +45,6 @@ from tests.support import (
     table,
 )
 
-ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
 
 
@@ -57,14 +56,8 @@ def _once(backend: str) -> None:
         pytest.skip("runs on PostgreSQL in the default run already")
 
 
-# Until the claims (migration 0025: inbound and outbox claims, the scheduler's lease) are in,
-# both instances send every queued mail: these tests fail on the relay's counts.
-CLAIMS = any((ROOT / "migrations" / "postgresql").glob("0025_*.sql"))
-needs_claims = pytest.mark.xfail(not CLAIMS, strict=True,
-                                 reason="no claims yet: both instances send each mail")
 
 
-@needs_claims
 async def test_two_instances_under_kills_lose_nothing_and_repeat_nothing(
     pg_url: str, sink: Sink, tmp_path: Path, rng: random.Random, long_run: bool
 ) -> None:
@@ -131,7 +124,6 @@ def _escalations(url: str) -> list[tuple[str, str]]:
         url, "SELECT purpose, message_id FROM outbox WHERE purpose LIKE 'escalation:%'")]
 
 
-@needs_claims
 async def test_two_instances_queue_each_escalation_step_once(
     pg_url: str, sink: Sink, tmp_path: Path
 ) -> None:
