@@ -458,16 +458,22 @@ async def _list_warnings(config: Config) -> list[str]:
 async def _status(args: argparse.Namespace, config: Config) -> int:
     from mailbot.outqueue import sender_state
     from mailbot.store import imap as imap_q
+    from mailbot.store import leases as leases_q
 
     store = await _open(config)
     try:
         async with store.read() as db:
             rows = {r["mailbox"]: r for r in await imap_q.statuses(db)}
             sender = await sender_state(db)
+            leases = await leases_q.every(db)
     finally:
         await store.close()
     if not args.json:
         print(f"{'sender':<12} {_outgoing(config):<40} {sender.line(system_clock())}")
+        now = iso(system_clock())
+        for name, holder, until in leases:  # who leads, with several instances
+            held = f"held by {holder} until {until}" if until > now else f"free (was {holder})"
+            print(f"{'lease':<12} {name:<40} {held}")
     watched = [(i.name, i.imap.mailbox) for i in config.inboxes if i.imap]
     for inbox, mailbox in watched:  # configured, but no daemon has started it yet
         rows.setdefault(mailbox, {"mailbox": mailbox, "inbox": inbox, "state": "never started"})
