@@ -95,10 +95,8 @@ class Lease:
         async with self.store.statement() as db:
             if await leases_q.take(db, self.name, self.holder, iso(now), iso(until)):
                 return True
-        if self.store.path is None:
-            return False
-        # SQLite: every instance runs on this host, so a holder whose process is gone (a
-        # crash, a restart) need not be waited for.
+        # A holder on this host whose process is gone (a crash, a restart) need not be
+        # waited for.
         async with self.store.read() as db:
             current = await leases_q.holder(db, self.name)
         if current is None or not claims_q.gone(current[0]):

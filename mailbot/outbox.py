@@ -150,7 +150,10 @@ class Sender:
 
     async def _claim(self) -> list[OutboxRow]:
         me, now = self.store.instance, self.clock()
+        async with self.store.read() as db:  # a killed sender of this host: no lapse to wait
+            dead = [h for h in await claims_q.holders(db, "outbox", me) if claims_q.gone(h)]
         async with self.store.write() as db:
+            await claims_q.release_holders(db, "outbox", dead)
             ids = await claims_q.claim_outbox(db, me, iso(now), iso(now + leasing.CLAIM),
                                               BATCH)
         if not ids:

@@ -12,11 +12,10 @@ so the same statements without the clause do the same there. The work itself end
 from __future__ import annotations
 
 import os
-import socket
 from collections.abc import Sequence
 from typing import Literal
 
-from mailbot.store.db import Db, dialect
+from mailbot.store.db import OPEN_STORES, Db, dialect, this_host
 
 Table = Literal["inbound", "outbox"]
 
@@ -118,16 +117,16 @@ async def inbound_waiting(db: Db, holder: str, now: str, after: int = 0) -> bool
 
 def gone(holder: str) -> bool:
     """A holder (host:pid:random) of this host whose process has ended, or this process
-    under another store (an earlier one, closed). Only meaningful where every instance runs
-    on this host: SQLite, where a restart after a crash need not wait for the lapse of its
-    predecessor's claims and leases. A pid reused since reads as alive: we only wait."""
+    under another store (an earlier one, closed): a restart after a crash need not wait
+    for the lapse of its predecessor's claims and leases, on either backend. A holder on
+    another host is never judged; a pid reused since reads as alive: we only wait."""
     host, _, rest = holder.partition(":")
     pid_text = rest.partition(":")[0]
-    if host != socket.gethostname() or not pid_text.isdigit():
+    if host != this_host() or not pid_text.isdigit():
         return False
     pid = int(pid_text)
-    if pid == os.getpid():
-        return True
+    if pid == os.getpid():  # a store of this process: gone once closed
+        return holder not in OPEN_STORES
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

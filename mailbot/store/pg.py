@@ -226,6 +226,7 @@ class PgStore(Store):
             return None if found is None or found[0] is None else int(found[0])
 
     async def close(self) -> None:
+        self.retire()
         await self._pool.close()
 
     @asynccontextmanager

@@ -95,8 +95,8 @@ class Worker:
         """Claim the next batch after the id `after`: (its pending rows, the highest id
         claimed, 0 when none was)."""
         me, now = self.store.instance, self.pipeline.clock()
-        if self.store.path is not None and not after:
-            # SQLite: claims of this host's processes that are gone (a crash) need not
+        if not after:
+            # Claims of this host's processes that are gone (a crash, a kill) need not
             # lapse first.
             async with self.store.read() as db:
                 dead = [h for h in await claims_q.holders(db, "inbound", me)

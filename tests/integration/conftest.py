@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -12,6 +11,7 @@ import pytest
 
 from mailbot.config import Config, load_config
 from mailbot.store import Store
+from mailbot.store.db import this_host
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -37,12 +37,12 @@ async def two(database: str) -> AsyncIterator[tuple[Store, Store]]:
 
 @pytest.fixture
 def other() -> Iterator[str]:
-    """The claimant name of another instance that is alive: a process of its own (SQLite
-    frees the claims of this host's processes that are gone, and of other stores of this
-    one, which only a restart leaves behind)."""
+    """The claimant name of another instance that is alive: a process of its own (the
+    claims of this host's processes that are gone, and of other stores of this one, which
+    only a restart leaves behind, are freed at once)."""
     proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
     try:
-        yield f"{socket.gethostname()}:{proc.pid}:other"
+        yield f"{this_host()}:{proc.pid}:other"
     finally:
         proc.kill()
         proc.wait()
