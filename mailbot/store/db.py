@@ -65,6 +65,11 @@ def dialect(db: Db) -> str:
     return str(getattr(db, "dialect", "sqlite"))
 
 
+def instance_name() -> str:
+    """host:pid:random, at most 63 characters (PostgreSQL's application_name)."""
+    return f"{socket.gethostname()[:40]}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
 def is_postgres(database: str | Path) -> bool:
     return str(database).startswith(POSTGRES_SCHEMES)
 
@@ -80,7 +85,7 @@ class Store:
     def instance(self) -> str:
         """Who this store's process is to the other instances on the database (claims,
         leases): host, pid and a random part, new for every store opened."""
-        return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+        return instance_name()
 
     @classmethod
     async def open(cls, database: str | Path, *, apply_migrations: bool = True,
