@@ -66,6 +66,11 @@ def dialect(db: Db) -> str:
     return str(getattr(db, "dialect", "sqlite"))
 
 
+def instance_name() -> str:
+    """host:pid:random, at most 63 characters (PostgreSQL's application_name)."""
+    return f"{this_host()}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
 def is_postgres(database: str | Path) -> bool:
     return str(database).startswith(POSTGRES_SCHEMES)
 
@@ -79,7 +84,7 @@ def this_host() -> str:
         boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()[:8]
     except OSError:
         boot = "noboot"
-    return f"{socket.gethostname()}~{boot}".replace(":", "-")
+    return f"{socket.gethostname()[:30]}~{boot}".replace(":", "-")
 
 
 # The instance names of this process's stores that are open (claims.gone).
@@ -97,7 +102,7 @@ class Store:
     def instance(self) -> str:
         """Who this store's process is to the other instances on the database (claims,
         leases): host, pid and a random part, new for every store opened."""
-        name = f"{this_host()}:{os.getpid()}:{secrets.token_hex(4)}"
+        name = instance_name()
         OPEN_STORES.add(name)
         return name
 

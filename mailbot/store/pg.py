@@ -29,7 +29,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from mailbot.errors import StoreBusy
 from mailbot.resources import migrations_dir
-from mailbot.store.db import Store
+from mailbot.store.db import Store, instance_name
 from mailbot.store.migrate import Migration, discover, refuse_newer
 
 POOL_SIZE = 4
@@ -156,7 +156,11 @@ class PgStore(Store):
     @classmethod
     async def connect(cls, url: str, *, password: str | None = None,
                       apply_migrations: bool = True) -> PgStore:
-        kwargs: dict[str, Any] = {"autocommit": True, "row_factory": _rows}
+        # Every connection carries the instance's name: another instance tells by
+        # pg_stat_activity whether this one still lives (store/claims.py, `absent`).
+        instance = instance_name()
+        kwargs: dict[str, Any] = {"autocommit": True, "row_factory": _rows,
+                                  "application_name": instance}
         if password is not None:
             kwargs["password"] = password
         try:
@@ -178,6 +182,7 @@ class PgStore(Store):
             raise StoreBusy(f"cannot connect to the database {redact(url)}: {_first_line(e)}"
                             ) from e
         store = cls(pool, url)
+        store.__dict__["instance"] = instance  # (Store.instance: the name set above)
         try:
             if apply_migrations:
                 await store.migrate()
