@@ -152,3 +152,18 @@ def test_a_password_in_the_url_is_hidden() -> None:
     assert redact("postgresql://u:s3cret@db.example.org:5433/m?sslmode=require") == (
         "postgresql://u:***@db.example.org:5433/m?sslmode=require")
     assert redact("postgresql://u@db/m") == "postgresql://u@db/m"
+
+
+async def test_a_session_says_who_it_is_and_cannot_hang_for_ever(pg_url: str) -> None:
+    """Each PostgreSQL session of an instance carries the instance's name (how the others
+    tell it is alive) and ends a transaction left idle by a hung instance, so its locks do
+    not hold the other instances up for ever."""
+    store = await Store.open(pg_url)
+    try:
+        async with store.read() as db:
+            rows = list(await db.execute_fetchall(
+                "SELECT current_setting('application_name'),"
+                " current_setting('idle_in_transaction_session_timeout')"))
+    finally:
+        await store.close()
+    assert rows[0][0] == store.instance and rows[0][1] == "5min"
