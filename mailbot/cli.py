@@ -288,6 +288,7 @@ async def _check(args: argparse.Namespace, config: Config) -> int:
         print(f"warning: {warning}", file=sys.stderr)
     problems += await asyncio.to_thread(pgpadmin.key_problems, config)
     if not args.offline:
+        problems += await _check_database(config)
         problems += await _check_imap(config)
         problems += await _check_relay(config)
     for warning in await _list_warnings(config):
@@ -325,6 +326,33 @@ async def _security_txt(args: argparse.Namespace, config: Config) -> int:
     print(await asyncio.to_thread(pgpadmin.security_txt, config, datetime.now(UTC), args.sign),
           end="")
     return 0
+
+
+async def _check_database(config: Config) -> list[str]:
+    """A PostgreSQL database: can this host log in, and is its schema this mailbot's?
+    (A SQLite file is made by the first `run`: nothing to ask.)"""
+    from mailbot.errors import MailbotError
+    from mailbot.resources import migrations_dir
+    from mailbot.store.migrate import discover
+    from mailbot.store.pg import redact
+
+    if config.storage.url is None:
+        return []
+    try:
+        store = await open_store(config.storage, apply_migrations=False)
+    except MailbotError as e:
+        return [str(e)]
+    try:
+        found = await store.schema_version()
+    finally:
+        await store.close()
+    known = [m.version for m in discover(migrations_dir() / "postgresql")]
+    missing = sum(1 for v in known if found is None or v > found)
+    state = (f"schema version {found}" if found else "empty") + (
+        f", {missing} migrations to apply (mailbot migrate, or the first run)" if missing
+        else ", up to date")
+    print(f"database: {redact(config.storage.url)}: OK ({state})")
+    return []
 
 
 async def _check_relay(config: Config) -> list[str]:
@@ -458,16 +486,22 @@ async def _list_warnings(config: Config) -> list[str]:
 async def _status(args: argparse.Namespace, config: Config) -> int:
     from mailbot.outqueue import sender_state
     from mailbot.store import imap as imap_q
+    from mailbot.store import leases as leases_q
 
     store = await _open(config)
     try:
         async with store.read() as db:
             rows = {r["mailbox"]: r for r in await imap_q.statuses(db)}
             sender = await sender_state(db)
+            leases = await leases_q.every(db)
     finally:
         await store.close()
     if not args.json:
         print(f"{'sender':<12} {_outgoing(config):<40} {sender.line(system_clock())}")
+        now = iso(system_clock())
+        for name, holder, until in leases:  # who leads, with several instances
+            held = f"held by {holder} until {until}" if until > now else f"free (was {holder})"
+            print(f"{'lease':<12} {name:<40} {held}")
     watched = [(i.name, i.imap.mailbox) for i in config.inboxes if i.imap]
     for inbox, mailbox in watched:  # configured, but no daemon has started it yet
         rows.setdefault(mailbox, {"mailbox": mailbox, "inbox": inbox, "state": "never started"})

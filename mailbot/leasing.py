@@ -4,7 +4,8 @@ leases (the scheduler's leader, each watched IMAP folder).
 Lengths: a claim lasts CLAIM and is renewed every quarter of it while its work runs, so
 only a dead instance's claims lapse, and they come back to the others within CLAIM. A lease
 lasts LEASE and its holder renews it every RENEW_EVERY; another instance tries as often, so
-a dead holder is replaced at most LEASE + RENEW_EVERY (one minute) after its last renewal.
+a dead holder is replaced at most LEASE + RENEW_EVERY (one minute) after its last renewal,
+and at the next try once it is known gone (store/claims.py, `absent`).
 Moments come from the injected clock; instances compare each other's moments, so their
 hosts' clocks must agree (NTP) to well within these lengths.
 """
@@ -95,14 +96,11 @@ class Lease:
         async with self.store.statement() as db:
             if await leases_q.take(db, self.name, self.holder, iso(now), iso(until)):
                 return True
-        if self.store.path is None:
-            return False
-        # SQLite: every instance runs on this host, so a holder whose process is gone (a
-        # crash, a restart) need not be waited for.
+        # A holder that is gone (a crash; claims_q.absent) need not be waited for.
         async with self.store.read() as db:
             current = await leases_q.holder(db, self.name)
-        if current is None or not claims_q.gone(current[0]):
-            return False
+            if current is None or not await claims_q.absent(db, [current[0]]):
+                return False
         async with self.store.statement() as db:
             return await leases_q.take_from(db, self.name, self.holder, current[0], iso(until))
 

@@ -14,9 +14,11 @@ worker holds it for a batch); a crash there would send the mail again. On SQLite
 first appended to a journal next to the database, in the same step as the answer arrives,
 and a restart marks what the journal names as sent before sending anything. On PostgreSQL
 there is no journal (another host could not read it): an instance that dies between a 250
-and its mark leaves that row claimed; when the claim lapses another instance sends it again.
-So a mail goes twice only when its instance dies in that window, and then once more at
-most (the claim keeps a third instance off while the second sends).
+and its mark leaves that row claimed; once the instance is seen gone (its connections
+closed) or the claim lapses, another instance sends it again. So a mail goes twice only
+when its instance dies in that window, and then once more at most (the claim keeps a third
+instance off while the second sends). While the database alone fails at the mark, the
+instance remembers the row and marks it before sending anything more.
 
 No single row stops the sender: a row that cannot go through this relay at all (a
 non-ASCII local part without SMTPUTF8) fails at once with that reason, and anything
@@ -150,7 +152,12 @@ class Sender:
 
     async def _claim(self) -> list[OutboxRow]:
         me, now = self.store.instance, self.clock()
+        async with self.store.read() as db:  # claims of an instance that is gone: freed
+            dead = await claims_q.absent(db, await claims_q.holders(db, "outbox", me))
         async with self.store.write() as db:
+            if dead:
+                log.info("outbox: freeing the claims of %s, gone", ", ".join(dead))
+                await claims_q.release_holders(db, "outbox", dead)
             ids = await claims_q.claim_outbox(db, me, iso(now), iso(now + leasing.CLAIM),
                                               BATCH)
         if not ids:

@@ -5,18 +5,18 @@ lapsed, or already the claimant's), in the order the work is done, and marked wi
 claimant and the moment its claim lapses. On PostgreSQL the choice locks them `FOR UPDATE
 SKIP LOCKED`, so a second instance choosing at the same moment passes over them instead of
 waiting for them or taking them too. SQLite serialises writers anyway (BEGIN IMMEDIATE),
-so the same statements without the clause do the same there. The work itself ends a claim
+so the same statements without the clause do the same there. The claims of an instance
+that is gone (`absent`) are freed without waiting for them to lapse. The work itself ends a claim
 (`inbound.finish`, `outbox.mark_*` clear both columns).
 """
 
 from __future__ import annotations
 
 import os
-import socket
 from collections.abc import Sequence
 from typing import Literal
 
-from mailbot.store.db import Db, dialect
+from mailbot.store.db import OPEN_STORES, Db, dialect, this_host
 
 Table = Literal["inbound", "outbox"]
 
@@ -116,18 +116,36 @@ async def inbound_waiting(db: Db, holder: str, now: str, after: int = 0) -> bool
     return bool(list(rows))
 
 
+async def absent(db: Db, holders: Sequence[str]) -> list[str]:
+    """The holders whose instance is gone, so that nobody waits for their claims and
+    leases to lapse. PostgreSQL: no session of the server carries the holder's name (each
+    instance's pooled connections do, as application_name, from start to stop; a host that
+    vanished without closing them keeps them until the server notices, and then its claims
+    lapse first). SQLite: `gone`."""
+    if not holders:
+        return []
+    if dialect(db) != "postgresql":
+        return [h for h in holders if gone(h)]
+    rows = await db.execute_fetchall(
+        "SELECT DISTINCT application_name FROM pg_stat_activity WHERE application_name IN"
+        f" ({_marks(holders)})", list(holders))
+    alive = {str(r[0]) for r in rows}
+    return [h for h in holders if h not in alive]
+
+
 def gone(holder: str) -> bool:
-    """A holder (host:pid:random) of this host whose process has ended, or this process
-    under another store (an earlier one, closed). Only meaningful where every instance runs
-    on this host: SQLite, where a restart after a crash need not wait for the lapse of its
-    predecessor's claims and leases. A pid reused since reads as alive: we only wait."""
+    """SQLite's `absent`: a holder (host:pid:random) of this host whose process has ended,
+    or a store of this process that was closed, so a restart after a crash need not wait
+    for the lapse of its predecessor's claims and leases. (Not on PostgreSQL, where
+    containers sharing a hostname could share pids: there `absent` asks the server.) A pid
+    reused since reads as alive: we only wait."""
     host, _, rest = holder.partition(":")
     pid_text = rest.partition(":")[0]
-    if host != socket.gethostname() or not pid_text.isdigit():
+    if host != this_host() or not pid_text.isdigit():
         return False
     pid = int(pid_text)
-    if pid == os.getpid():
-        return True
+    if pid == os.getpid():  # a store of this process: gone once closed
+        return holder not in OPEN_STORES
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -10,6 +10,7 @@ store/ are written once, in the SQL both backends accept, with `?` placeholders.
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import secrets
 import socket
@@ -65,8 +66,29 @@ def dialect(db: Db) -> str:
     return str(getattr(db, "dialect", "sqlite"))
 
 
+def instance_name() -> str:
+    """host:pid:random, at most 63 characters (PostgreSQL's application_name)."""
+    return f"{this_host()}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
 def is_postgres(database: str | Path) -> bool:
     return str(database).startswith(POSTGRES_SCHEMES)
+
+
+@functools.cache
+def this_host() -> str:
+    """The host part of an instance's name: its hostname and the kernel's boot id, so that
+    a pid is only ever judged on the machine (and boot) that gave it out. Instances in
+    containers of one host need hostnames of their own (Docker's default)."""
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()[:8]
+    except OSError:
+        boot = "noboot"
+    return f"{socket.gethostname()[:30]}~{boot}".replace(":", "-")
+
+
+# The instance names of this process's stores that are open (claims.gone).
+OPEN_STORES: set[str] = set()
 
 
 class Store:
@@ -80,7 +102,13 @@ class Store:
     def instance(self) -> str:
         """Who this store's process is to the other instances on the database (claims,
         leases): host, pid and a random part, new for every store opened."""
-        return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+        name = instance_name()
+        OPEN_STORES.add(name)
+        return name
+
+    def retire(self) -> None:
+        """Closed: this store's claims and leases are a gone holder's from now on."""
+        OPEN_STORES.discard(self.__dict__.get("instance", ""))
 
     @classmethod
     async def open(cls, database: str | Path, *, apply_migrations: bool = True,

@@ -34,6 +34,12 @@ async def holder(db: Db, name: str) -> tuple[str, str] | None:
     return (str(row[0]), str(row[1])) if row else None
 
 
+async def every(db: Db) -> list[tuple[str, str, str]]:
+    """(name, holder, until) of each lease, by name (for `mailbot status`)."""
+    return [(str(n), str(h), str(u)) for n, h, u in await db.execute_fetchall(
+        "SELECT name, holder, until FROM leases ORDER BY name")]
+
+
 async def fence(db: Db, name: str, holder: str, until: str) -> bool:
     """Inside a write transaction: True while `holder` still holds the lease, renewed to
     `until`. On PostgreSQL the row stays locked until the transaction ends, so another

@@ -24,15 +24,20 @@ from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import psycopg.errors
+from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import RowMaker
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from mailbot.errors import StoreBusy
 from mailbot.resources import migrations_dir
-from mailbot.store.db import Store
+from mailbot.store.db import Store, instance_name
 from mailbot.store.migrate import Migration, discover, refuse_newer
 
 POOL_SIZE = 4
+LIVENESS = {"keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 10,
+            "keepalives_count": 3,
+            # A transaction of a hung instance cannot hold its locks for ever.
+            "options": "-c idle_in_transaction_session_timeout=300000"}
 CONNECT_TIMEOUT = 10.0
 # Serialises `mailbot migrate` / start-up migrations of several instances.
 MIGRATION_LOCK = 0x6D61696C  # "mail"
@@ -156,7 +161,19 @@ class PgStore(Store):
     @classmethod
     async def connect(cls, url: str, *, password: str | None = None,
                       apply_migrations: bool = True) -> PgStore:
-        kwargs: dict[str, Any] = {"autocommit": True, "row_factory": _rows}
+        # Every connection carries the instance's name: another instance tells by
+        # pg_stat_activity whether this one still lives (store/claims.py, `absent`).
+        instance = instance_name()
+        kwargs: dict[str, Any] = {"autocommit": True, "row_factory": _rows,
+                                  "application_name": instance}
+        # A host that dies without closing its connections: the server notices within
+        # about a minute (keepalives) and ends its sessions, so the others see it gone
+        # (claims.absent) and no row lock of its open transaction outlives it. Whatever
+        # the URL says of these wins.
+        given = conninfo_to_dict(url)
+        for key, value in LIVENESS.items():
+            if key not in given:
+                kwargs[key] = value
         if password is not None:
             kwargs["password"] = password
         try:
@@ -178,6 +195,7 @@ class PgStore(Store):
             raise StoreBusy(f"cannot connect to the database {redact(url)}: {_first_line(e)}"
                             ) from e
         store = cls(pool, url)
+        store.__dict__["instance"] = instance  # (Store.instance: the name set above)
         try:
             if apply_migrations:
                 await store.migrate()
@@ -226,6 +244,7 @@ class PgStore(Store):
             return None if found is None or found[0] is None else int(found[0])
 
     async def close(self) -> None:
+        self.retire()
         await self._pool.close()
 
     @asynccontextmanager

@@ -74,6 +74,7 @@ class SqliteStore(Store):
             return await applied_version(db)
 
     async def close(self) -> None:
+        self.retire()
         async with self._lock:
             await self._db.close()
 

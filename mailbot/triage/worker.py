@@ -95,13 +95,11 @@ class Worker:
         """Claim the next batch after the id `after`: (its pending rows, the highest id
         claimed, 0 when none was)."""
         me, now = self.store.instance, self.pipeline.clock()
-        if self.store.path is not None and not after:
-            # SQLite: claims of this host's processes that are gone (a crash) need not
-            # lapse first.
+        if not after:  # claims of an instance that is gone (a crash) need not lapse first
             async with self.store.read() as db:
-                dead = [h for h in await claims_q.holders(db, "inbound", me)
-                        if claims_q.gone(h)]
+                dead = await claims_q.absent(db, await claims_q.holders(db, "inbound", me))
             if dead:
+                log.info("worker: freeing the claims of %s, gone", ", ".join(dead))
                 async with self.store.write() as db:
                     await claims_q.release_holders(db, "inbound", dead)
         async with self.store.read() as db:  # an idle look takes no write lock

@@ -8,10 +8,12 @@ import sys
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from mailbot.config import Config, load_config
 from mailbot.store import Store
+from mailbot.store.db import is_postgres
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -36,14 +38,19 @@ async def two(database: str) -> AsyncIterator[tuple[Store, Store]]:
 
 
 @pytest.fixture
-def other() -> Iterator[str]:
-    """The claimant name of another instance that is alive: a process of its own (SQLite
-    frees the claims of this host's processes that are gone, and of other stores of this
-    one, which only a restart leaves behind)."""
+def other(database: str) -> Iterator[str]:
+    """The name of another instance that is alive: a process of its own (SQLite frees the
+    claims of this host's processes that are gone, and of other stores of this one, which
+    only a restart leaves behind) with, on PostgreSQL, a session carrying its name."""
     proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    name = f"{socket.gethostname()[:40]}:{proc.pid}:other"
+    session = (psycopg.connect(database, application_name=name) if is_postgres(database)
+               else None)
     try:
-        yield f"{socket.gethostname()}:{proc.pid}:other"
+        yield name
     finally:
+        if session is not None:
+            session.close()
         proc.kill()
         proc.wait()
 

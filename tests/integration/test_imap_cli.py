@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -66,7 +67,8 @@ async def test_status_shows_each_watcher_from_another_process(
     imap_server: ImapServer, sink: Sink, tmp_path: Path
 ) -> None:
     """`mailbot status` (another process) shows state, UIDVALIDITY and last UID per folder,
-    and a configured folder no daemon has watched yet."""
+    a configured folder no daemon has watched yet, and which instance holds the scheduler
+    and each folder."""
     user = imap_server.add_user()
     await asyncio.to_thread(imap_server.append, user, reports(3, "status"))
     path = write_imap_config(tmp_path, sink.port, imap_table(
@@ -90,3 +92,6 @@ async def test_status_shows_each_watcher_from_another_process(
     assert support["state"] in ("backing off", "connecting")
     assert "refused" in support["last_error"]
     assert f"{user}@127.0.0.1/INBOX" in text.stdout and "last UID 3" in text.stdout
+    held = re.findall(r"(?m)^lease +(\S+) +held by (\S+) until", text.stdout)
+    assert ("scheduler", held[0][1]) in held and any(n.startswith("imap:") for n, _ in held)
+    assert len({h for _, h in held}) == 1  # one daemon holds them all

@@ -3,6 +3,7 @@ PostgreSQL URL that is wrong or unreachable named in one line without its passwo
 
 from __future__ import annotations
 
+import asyncio
 import re
 import subprocess
 import sys
@@ -16,7 +17,7 @@ from mailbot.errors import SchemaTooNew
 from mailbot.store import Store, open_store
 from mailbot.store.pg import redact, translate
 from tests.pgserver import PgServer
-from tests.support import table
+from tests.support import Sink, table
 
 TRACEBACK = "Traceback (most recent call last)"
 
@@ -87,6 +88,29 @@ def test_an_unreachable_server_is_one_line_without_the_password(
     assert "hunter2" not in result.stderr + result.stdout and "***" in line
 
 
+async def test_check_asks_the_database(write_config: Callable[..., Path], sink: Sink,
+                                 pg_url: str) -> None:
+    """Before the first start, `mailbot check` logs in to the PostgreSQL database and says
+    what its schema lacks; after `migrate`, that it is up to date; with the server away,
+    one error line (exit 2) naming the server."""
+    path = write_config(sink.port)
+    path.write_text(re.sub(r'(?m)^database = ".*"$', f'database = "{pg_url}"',
+                           path.read_text()))
+    env = {"PATH": "/usr/bin:/bin"}  # the URL of the file, not a test run's $MAILBOT_DATABASE
+    before = await asyncio.to_thread(mailbot, path, "check", env=env)
+    assert before.returncode == 0, before.stderr
+    assert re.search(r"database: postgresql://\S+: OK \(empty, \d+ migrations to apply",
+                     before.stdout), before.stdout
+    assert (await asyncio.to_thread(mailbot, path, "migrate", env=env)).returncode == 0
+    after = await asyncio.to_thread(mailbot, path, "check", env=env)
+    assert "database: " in after.stdout and "up to date)" in after.stdout, after.stdout
+    path.write_text(path.read_text().replace(pg_url, "postgresql://nobody@127.0.0.1:1/x"))
+    away = await asyncio.to_thread(mailbot, path, "check", env=env)
+    assert away.returncode == 2 and TRACEBACK not in away.stderr
+    assert "error: cannot connect to the database postgresql://nobody@127.0.0.1:1/x" in (
+        away.stderr)
+
+
 async def test_the_password_file_is_what_logs_in(pg_server: PgServer, tmp_path: Path) -> None:
     """A role with a password logs in with the password from `password_file`, and a wrong
     one is refused in words that name no password."""
@@ -128,3 +152,18 @@ def test_a_password_in_the_url_is_hidden() -> None:
     assert redact("postgresql://u:s3cret@db.example.org:5433/m?sslmode=require") == (
         "postgresql://u:***@db.example.org:5433/m?sslmode=require")
     assert redact("postgresql://u@db/m") == "postgresql://u@db/m"
+
+
+async def test_a_session_says_who_it_is_and_cannot_hang_for_ever(pg_url: str) -> None:
+    """Each PostgreSQL session of an instance carries the instance's name (how the others
+    tell it is alive) and ends a transaction left idle by a hung instance, so its locks do
+    not hold the other instances up for ever."""
+    store = await Store.open(pg_url)
+    try:
+        async with store.read() as db:
+            rows = list(await db.execute_fetchall(
+                "SELECT current_setting('application_name'),"
+                " current_setting('idle_in_transaction_session_timeout')"))
+    finally:
+        await store.close()
+    assert rows[0][0] == store.instance and rows[0][1] == "5min"
