@@ -73,7 +73,7 @@ async def test_two_instances_under_kills_lose_nothing_and_repeat_nothing(
     try:
         plans = workload(reporters, follow_ups, 6, rng)
         ports = [d.port for d in pair]
-        await asyncio.gather(*(killer(d, kills, rng, 1.0 if long_run else 0.6) for d in pair),
+        await asyncio.gather(*(killer(d, kills, rng, 0.5 if long_run else 0.2) for d in pair),
                              *(spread_client(ports, p, ledger, rng) for p in plans))
         # A killed instance's claims come back only when they lapse (mailbot.leasing.CLAIM):
         # its restart is a new instance to the others, and to itself.
