@@ -160,11 +160,13 @@ async def finish(
     db: Db, inbound_id: int, *, status: str, at: str, reason: str | None = None,
     case_id: int | None = None,
 ) -> bool:
-    """Record the outcome of a pending row, which ends its claim; False when it was no
-    longer pending (another process took it), and the caller must roll back."""
+    """Record the outcome of a pending row, which ends its claim (its claimant is kept as
+    `processed_by`); False when it was no longer pending (another process took it), and
+    the caller must roll back."""
     cur = await db.execute(
         "UPDATE inbound SET status = ?, reason = ?, case_id = ?, processed_at = ?,"
-        " claimed_by = NULL, claimed_until = NULL WHERE id = ? AND status = 'pending'",
+        " processed_by = claimed_by, claimed_by = NULL, claimed_until = NULL"
+        " WHERE id = ? AND status = 'pending'",
         (status, reason, case_id, at, inbound_id),
     )
     return cur.rowcount == 1

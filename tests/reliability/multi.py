@@ -90,13 +90,6 @@ async def spread_client(ports: list[int], plan: list[tuple[EmailMessage, Sent]],
             await asyncio.sleep(0.05)
 
 
-def columns(url: str, name: str) -> set[str]:
-    """The columns of table `name` in the database at `url`."""
-    return {str(r[0]) for r in table(
-        url, "SELECT column_name FROM information_schema.columns WHERE table_name = ?",
-        (name,))}
-
-
 def leasing_seconds() -> tuple[float, float, float]:
     """(a claim's length, a lease's length, a lease's renewal period) of mailbot.leasing."""
     return CLAIM.total_seconds(), LEASE.total_seconds(), RENEW_EVERY
