@@ -14,8 +14,8 @@ import functools
 import os
 import secrets
 import socket
-from collections.abc import Awaitable, Iterable, Iterator, Sequence
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator, Awaitable, Iterable, Iterator, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -157,11 +157,31 @@ class Store:
         """Give back the space of deleted data (after an erasure)."""
         raise NotImplementedError
 
+    def __init__(self) -> None:
+        self._lock = asyncio.Lock()
+        self._durable_waiting = 0
+
     @property
     def intake_waiting(self) -> bool:
         """A durable write (a delivery whose sender waits for 250) waits for its turn: a
         long transaction should commit what it has and let it in."""
-        return False
+        return self._durable_waiting > 0
+
+    @asynccontextmanager
+    async def _turn(self, durable: bool) -> AsyncIterator[None]:
+        """This process's write transactions take turns; a durable one is counted while it
+        waits (`intake_waiting`)."""
+        if durable:
+            self._durable_waiting += 1
+        try:
+            await self._lock.acquire()
+        finally:
+            if durable:
+                self._durable_waiting -= 1
+        try:
+            yield
+        finally:
+            self._lock.release()
 
 
 

@@ -13,7 +13,6 @@ synchronous standbys, if the server has any) before the SMTP client hears 250.
 
 from __future__ import annotations
 
-import asyncio
 import re
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -155,8 +154,7 @@ class PgStore(Store):
                  url: str) -> None:
         self._pool = pool
         self.url = redact(url)
-        self._lock = asyncio.Lock()
-        self._durable_waiting = 0
+        super().__init__()
 
     @classmethod
     async def connect(cls, url: str, *, password: str | None = None,
@@ -249,24 +247,12 @@ class PgStore(Store):
 
     @asynccontextmanager
     async def write(self, *, durable: bool = False) -> AsyncIterator[PgDb]:
-        if durable:
-            self._durable_waiting += 1
-        try:
-            await self._lock.acquire()
-        finally:
+        async with self._turn(durable), self._pool.connection() as conn, _translate(), \
+                conn.transaction():
             if durable:
-                self._durable_waiting -= 1
-        try:
-            async with self._pool.connection() as conn, _translate(), conn.transaction():
-                if durable:
-                    await conn.execute("SET LOCAL synchronous_commit = on")
-                yield PgDb(conn)
-        finally:
-            self._lock.release()
+                await conn.execute("SET LOCAL synchronous_commit = on")
+            yield PgDb(conn)
 
-    @property
-    def intake_waiting(self) -> bool:
-        return self._durable_waiting > 0
 
     @asynccontextmanager
     async def statement(self) -> AsyncIterator[PgDb]:

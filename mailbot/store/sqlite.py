@@ -29,8 +29,7 @@ class SqliteStore(Store):
     def __init__(self, db: aiosqlite.Connection, path: Path) -> None:
         self._db = db
         self.path = path
-        self._lock = asyncio.Lock()
-        self._durable_waiting = 0
+        super().__init__()
 
     @classmethod
     async def connect(cls, path: Path, *, apply_migrations: bool = True) -> SqliteStore:
@@ -86,22 +85,8 @@ class SqliteStore(Store):
         intake needs before it answers 250. Syncing the WAL also makes every earlier commit
         durable, so a power failure can only ever cost work that is redone from raw mail.
         """
-        if durable:
-            self._durable_waiting += 1
-        try:
-            await self._lock.acquire()
-        finally:
-            if durable:
-                self._durable_waiting -= 1
-        try:
-            async with self._transaction(durable) as db:
-                yield db
-        finally:
-            self._lock.release()
-
-    @property
-    def intake_waiting(self) -> bool:
-        return self._durable_waiting > 0
+        async with self._turn(durable), self._transaction(durable) as db:
+            yield db
 
     @asynccontextmanager
     async def _transaction(self, durable: bool) -> AsyncIterator[aiosqlite.Connection]:

@@ -9,7 +9,7 @@ import hashlib
 import random
 import signal
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from pathlib import Path
@@ -100,13 +100,16 @@ def _lf_digest(raw: bytes) -> str:
     return hashlib.sha256(raw.replace(b"\r\n", b"\n")).hexdigest()
 
 
-async def client(port: int, plan: list[tuple[EmailMessage, Sent]], ledger: Ledger) -> None:
-    """Send like an MTA: a mail not answered 250 (4xx, refused, hung up) is sent again."""
+async def client(port: int | Callable[[], int], plan: list[tuple[EmailMessage, Sent]],
+                 ledger: Ledger, pause: float = 0.1) -> None:
+    """Send like an MTA: a mail not answered 250 (4xx, refused, hung up) is sent again.
+    `port` may pick a listener for each try (an MTA with several MX hosts)."""
     for msg, sent in plan:
         raw = msg.as_bytes()
         while True:
+            where = port() if callable(port) else port
             try:
-                async with aiosmtplib.SMTP(hostname="127.0.0.1", port=port, timeout=15) as smtp:
+                async with aiosmtplib.SMTP(hostname="127.0.0.1", port=where, timeout=15) as smtp:
                     await smtp.sendmail(sent.sender, ["security@example.org"], raw)
                 ledger.accepted[sent.message_id] = sent
                 break
@@ -117,7 +120,7 @@ async def client(port: int, plan: list[tuple[EmailMessage, Sent]], ledger: Ledge
             except (aiosmtplib.SMTPException, OSError):
                 pass
             ledger.retries += 1
-            await asyncio.sleep(0.1)
+            await asyncio.sleep(pause)
 
 
 async def killer(daemon: Daemon, kills: int, rng: random.Random, spread: float) -> None:

@@ -9,10 +9,8 @@ from collections.abc import Callable
 from email.message import EmailMessage
 from pathlib import Path
 
-import aiosmtplib
-
 from mailbot.leasing import CLAIM, LEASE, RENEW_EVERY
-from tests.reliability.harness import Daemon, Ledger, Sent
+from tests.reliability.harness import Daemon, Ledger, Sent, client
 from tests.support import CONFIG, free_port, table
 
 
@@ -71,23 +69,7 @@ async def spread_client(ports: list[int], plan: list[tuple[EmailMessage, Sent]],
                         ledger: Ledger, rng: random.Random) -> None:
     """Send each mail to a listener picked at random; one not answered 250 (4xx, refused,
     hung up: that instance is down) is sent again to a listener picked again."""
-    for msg, sent in plan:
-        raw = msg.as_bytes()
-        while True:
-            port = rng.choice(ports)
-            try:
-                async with aiosmtplib.SMTP(hostname="127.0.0.1", port=port, timeout=15) as smtp:
-                    await smtp.sendmail(sent.sender, ["security@example.org"], raw)
-                ledger.accepted[sent.message_id] = sent
-                break
-            except aiosmtplib.SMTPResponseException as e:
-                if e.code >= 500:
-                    ledger.refused.append(f"{sent.message_id}: {e.code} {e.message}")
-                    break
-            except (aiosmtplib.SMTPException, OSError):
-                pass
-            ledger.retries += 1
-            await asyncio.sleep(0.05)
+    await client(lambda: rng.choice(ports), plan, ledger, pause=0.05)
 
 
 def leasing_seconds() -> tuple[float, float, float]:
