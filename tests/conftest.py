@@ -40,6 +40,17 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 @pytest.fixture(autouse=True)
+def same_umask() -> Iterator[None]:
+    """A test that runs `mailbot.cli.main` in this process leaves its umask 077 behind;
+    the next test gets the umask the run started with (Postfix's integrity check refuses
+    the queue directories a 077 umask makes)."""
+    before = os.umask(0o022)
+    os.umask(before)
+    yield
+    os.umask(before)
+
+
+@pytest.fixture(autouse=True)
 def backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """With --backend postgresql, each test's configured mailbot (in this process or a
     child `mailbot run`) uses a database of its own on the session's PostgreSQL."""
