@@ -20,16 +20,18 @@ class PinnedKey:
     how: str | None
 
 
-async def key_of(db: Db, address: str) -> str | None:
-    """The address's confirmed key, if any."""
-    pinned = await pinned_key(db, address)
-    return pinned.fingerprint if pinned else None
-
-
-async def pinned_key(db: Db, address: str) -> PinnedKey | None:
-    row = await one(db, "SELECT fingerprint, how FROM pgp_keys WHERE address = ?",
-                    (address.lower(),))
-    return PinnedKey(str(row[0]), row[1]) if row else None
+async def both_keys(db: Db, case_id: int, address: str
+                    ) -> tuple[PinnedKey | None, str | None]:
+    """The address's confirmed key and the key bound to this case for it, in one trip
+    (every mail to or from a reporter asks for both)."""
+    row = await one(db, "SELECT (SELECT fingerprint FROM pgp_keys WHERE address = ?1),"
+                        " (SELECT how FROM pgp_keys WHERE address = ?1),"
+                        " (SELECT fingerprint FROM case_keys WHERE case_id = ?2"
+                        " AND address = ?1)", (address.lower(), case_id))
+    if row is None:
+        return None, None
+    pinned = PinnedKey(str(row[0]), row[1]) if row[0] is not None else None
+    return pinned, None if row[2] is None else str(row[2])
 
 
 async def remember(db: Db, address: str, fingerprint: str, *, at: str,
@@ -42,11 +44,6 @@ async def remember(db: Db, address: str, fingerprint: str, *, at: str,
         " inbound_id = excluded.inbound_id, how = excluded.how",
         (address.lower(), fingerprint, at, inbound_id, how),
     )
-
-
-async def case_key(db: Db, case_id: int, address: str) -> str | None:
-    bound = await case_key_since(db, case_id, address)
-    return bound[0] if bound else None
 
 
 async def case_key_since(db: Db, case_id: int, address: str) -> tuple[str, int | None] | None:

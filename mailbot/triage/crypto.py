@@ -100,7 +100,7 @@ class Crypto:
         address = mail.from_addr
         if kind not in ("report", "follow-up") or not address:
             return None
-        pinned = await keys_q.pinned_key(db, address)
+        pinned, current = await keys_q.both_keys(db, case_id, address)
         signed_by = opened.signer if opened.signature == "good" else None
         answers = kind == "follow-up" and await keys_q.answers_our_mail(
             db, case_id, address, (*mail.in_reply_to, *mail.references))
@@ -116,7 +116,6 @@ class Crypto:
                                   how=f"replaced on {await _ref(db, case_id)} by a mail signed "
                                       "by the previous key")
             note = f"PGP: {address}'s key is now {offered} (signed by the previous key)"
-        current = await keys_q.case_key(db, case_id, address)
         if offered and offered != current and (pinned is None or offered == pinned.fingerprint
                                                or note):
             # A case's key is set by the mail that opened it, or by an answer to our mail
@@ -151,10 +150,9 @@ class Crypto:
     async def reporter_key(self, db: Db, case_id: int, address: str) -> KeyChoice:
         """The key a mail to this reporter on this case is encrypted to: the address's
         confirmed key, else the key bound to this case, else none."""
-        pinned = await keys_q.pinned_key(db, address)
+        pinned, fpr = await keys_q.both_keys(db, case_id, address)
         if pinned is not None:
             return KeyChoice(pinned.fingerprint, pinned.how or "confirmed")
-        fpr = await keys_q.case_key(db, case_id, address)
         if fpr is not None:
             return KeyChoice(fpr, "offered on this case, not yet confirmed by a signed answer")
         return KeyChoice(None, "no key of the reporter is known")
