@@ -515,9 +515,9 @@ class _Reader:
         """A path is SQLite; a postgresql:// URL is PostgreSQL. $MAILBOT_DATABASE, when
         set, stands in for `database` (a container's or a test run's database)."""
         t = self.table(raw, "storage", {"database", "password_file"})
-        value = os.environ.get("MAILBOT_DATABASE") or self.get(t, "storage.database", str, None)
-        password_file = self.path(t, "storage.password_file", None)
         in_file = self.get(t, "storage.database", str, None)
+        value = os.environ.get("MAILBOT_DATABASE") or in_file
+        password_file = self.path(t, "storage.password_file", None)
         # The file's path stays known beside a URL: the spool and its neighbours live there.
         path = Path(in_file) if in_file and not in_file.startswith(POSTGRES) \
             else default.database
